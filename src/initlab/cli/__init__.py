@@ -1,0 +1,23 @@
+"""The ``initlab`` command line: one module per subcommand."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .fans import fans_cmd
+from .gain import gain_cmd
+from .schemes import schemes_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="initlab")
+def main() -> None:
+    """initlab: layer-aware, reproducible, measurable initialisation for PyTorch."""
+
+
+main.add_command(schemes_cmd)
+main.add_command(fans_cmd)
+main.add_command(gain_cmd)
+
+__all__ = ["main"]

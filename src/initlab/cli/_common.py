@@ -1,0 +1,37 @@
+"""Shared helpers for subcommands: the console and safe evaluation of a module expression."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import torch
+from rich.console import Console
+
+console = Console()
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def build_module(expr: str) -> torch.nn.Module:
+    """Evaluate a constructor expression such as ``nn.Conv2d(32, 32, 3, groups=32)``.
+
+    Only ``nn`` and ``torch`` are in scope and builtins are removed: this is for typing a
+    layer on the command line, not a sandbox for untrusted text.
+    """
+    try:
+        obj = eval(expr, {"__builtins__": {}}, {"nn": torch.nn, "torch": torch})
+    except Exception as e:
+        raise click.BadParameter(
+            f"could not build {expr!r}: {type(e).__name__}: {e}. "
+            "Write a constructor call such as 'nn.Conv2d(16, 32, 3, groups=4)'",
+            param_hint="MODULE_EXPR",
+        ) from None
+    if not isinstance(obj, torch.nn.Module):
+        raise click.BadParameter(
+            f"{expr!r} is a {type(obj).__name__}, not an nn.Module", param_hint="MODULE_EXPR"
+        )
+    return obj

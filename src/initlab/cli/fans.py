@@ -1,0 +1,54 @@
+"""``initlab fans MODULE_EXPR [PARAM]``: layer-aware fans next to torch's shape rule."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from ..fans import compute_fans
+from ._common import build_module, console, print_json
+
+
+@click.command("fans")
+@click.argument("module_expr")
+@click.argument("param", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the fans as JSON.")
+def fans_cmd(module_expr: str, param: str | None, as_json: bool) -> None:
+    """Show fans of a layer's parameters, e.g. initlab fans "nn.LSTM(10, 20)" weight_hh_l0."""
+    module = build_module(module_expr)
+    names = [param] if param else [n for n, _ in module.named_parameters()]
+    rows = []
+    for name in names:
+        try:
+            fans = compute_fans(module, name)
+        except (ValueError, TypeError, KeyError) as e:
+            raise click.ClickException(str(e)) from None
+        shape = tuple(module.get_parameter(name).shape)
+        try:
+            tf = compute_fans(module, name, convention="torch")
+            torch_pair: tuple[int, int] | None = (tf.fan_in, tf.fan_out)
+        except ValueError:
+            torch_pair = None
+        rows.append({"param": name, "shape": list(shape), "torch": torch_pair, **fans.to_dict()})
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"fans of {module_expr}")
+    for col in (
+        "parameter",
+        "shape",
+        "fan_in",
+        "fan_out",
+        "blocks",
+        "rule",
+        "torch rule (in, out)",
+    ):
+        table.add_column(col)
+    for r in rows:
+        blocks = ", ".join(f"{b[0]}[{b[1]}:{b[2]}]" for b in r["blocks"]) or "-"
+        torch_pair = "n/a (1-D)" if r["torch"] is None else f"{r['torch'][0]}, {r['torch'][1]}"
+        table.add_row(
+            r["param"], str(tuple(r["shape"])), str(r["fan_in"]), str(r["fan_out"]), blocks,
+            r["rule"], torch_pair,
+        )  # fmt: skip
+    console.print(table)

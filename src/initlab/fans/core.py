@@ -1,0 +1,193 @@
+"""Fans: how many inputs feed one output unit, and how many outputs one input feeds.
+
+This module holds the data model (:class:`Fans`, :class:`Block`) and the shape rules.
+Layer-aware rules (``compute_fans``) live in :mod:`initlab.fans.layers`.
+
+Definitions (LeCun 1998; Glorot & Bengio 2010; He et al. 2015):
+
+* ``fan_in``  = number of inputs summed into one output unit of the layer;
+* ``fan_out`` = number of output units one input unit contributes to.
+
+For a packed parameter (several matrices stacked along one dimension, e.g. the q/k/v
+projections of ``nn.MultiheadAttention`` or the gates of ``nn.LSTM``), ``fan_in`` and
+``fan_out`` describe **one block**, and :attr:`Fans.blocks` lists the blocks so that a
+scheme fills each block as if it were its own layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FanMode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+FAN_MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a packed parameter: indices ``[start, stop)`` along dimension ``dim``."""
+
+    name: str
+    start: int
+    stop: int
+    dim: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class Fans:
+    """Fans of one parameter (per block, when the parameter is packed).
+
+    Attributes:
+        fan_in: inputs summed into one output unit (of one block).
+        fan_out: outputs fed by one input unit (of one block).
+        blocks: the blocks of a packed parameter; empty when the parameter is one block.
+        rule: which rule produced the numbers, e.g. ``"Conv2d"``, ``"torch-shape"``,
+            ``"axes"``, or ``"shape-fallback"`` when the layer was not recognised.
+        layer: class name of the owning module, when known.
+        param: the parameter's name inside its module (``"weight"``, ``"weight_hh_l0"``...).
+        torch_fan_in, torch_fan_out: what ``torch.nn.init._calculate_fan_in_and_fan_out``
+            returns for the layer's weight (used by the ``torch_default`` scheme).
+        attrs: layer hyper-parameters a scheme may need (``hidden_size``, ``padding_idx``,
+            ``groups``...), as a sorted tuple of ``(key, value)`` pairs so the object stays
+            hashable.
+    """
+
+    fan_in: int
+    fan_out: int
+    blocks: tuple[Block, ...] = ()
+    rule: str = "torch-shape"
+    layer: str | None = None
+    param: str | None = None
+    torch_fan_in: int | None = None
+    torch_fan_out: int | None = None
+    attrs: tuple[tuple[str, Any], ...] = field(default=())
+
+    def fan(self, mode: str) -> float:
+        """The fan named by ``mode``.
+
+        fan_in, fan_out, fan_avg = (in + out) / 2, or fan_geo_avg = sqrt(in * out).
+        """
+        if mode == "fan_in":
+            return float(self.fan_in)
+        if mode == "fan_out":
+            return float(self.fan_out)
+        if mode == "fan_avg":
+            return (self.fan_in + self.fan_out) / 2.0
+        if mode == "fan_geo_avg":
+            return math.sqrt(self.fan_in * self.fan_out)
+        raise ValueError(f"unknown fan mode {mode!r}; use one of {', '.join(FAN_MODES)}")
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return dict(self.attrs).get(key, default)
+
+    def block_shapes(self, shape: Sequence[int]) -> list[tuple[int, ...]]:
+        """Shapes of the blocks of a tensor of ``shape`` (the whole shape if unpacked)."""
+        if not self.blocks:
+            return [tuple(shape)]
+        out = []
+        for b in self.blocks:
+            s = list(shape)
+            s[b.dim] = b.size
+            out.append(tuple(s))
+        return out
+
+    def check_blocks(self, shape: Sequence[int]) -> None:
+        """Raise ValueError unless the blocks tile ``shape`` exactly along their dimension."""
+        if not self.blocks:
+            return
+        dims = {b.dim for b in self.blocks}
+        if len(dims) != 1:
+            raise ValueError("all blocks of a packed parameter must lie along one dimension")
+        (dim,) = dims
+        if not -len(shape) <= dim < len(shape):
+            raise ValueError(f"block dimension {dim} is out of range for shape {tuple(shape)}")
+        pos = 0
+        for b in sorted(self.blocks, key=lambda b: b.start):
+            if b.start != pos or b.stop <= b.start:
+                raise ValueError(
+                    f"blocks {[(b.name, b.start, b.stop) for b in self.blocks]} do not tile "
+                    f"dimension {dim} of shape {tuple(shape)}; give contiguous, non-empty blocks"
+                )
+            pos = b.stop
+        if pos != shape[dim]:
+            raise ValueError(
+                f"blocks cover {pos} of the {shape[dim]} entries of dimension {dim} of shape "
+                f"{tuple(shape)}; they must divide the packed dimension exactly"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fan_in": self.fan_in,
+            "fan_out": self.fan_out,
+            "blocks": [[b.name, b.start, b.stop, b.dim] for b in self.blocks],
+            "rule": self.rule,
+            "layer": self.layer,
+            "param": self.param,
+            "torch_fan_in": self.torch_fan_in,
+            "torch_fan_out": self.torch_fan_out,
+            "attrs": {k: v for k, v in self.attrs},
+        }
+
+
+def torch_fans(shape: Sequence[int]) -> tuple[int, int]:
+    """torch.nn.init's shape-only rule.
+
+    fan_in = shape[1]·prod(shape[2:]), fan_out = shape[0]·prod(shape[2:]).
+
+    Raises ValueError for fewer than 2 dimensions, as torch does.
+    """
+    if len(shape) < 2:
+        raise ValueError(
+            f"fan_in and fan_out cannot be computed for a tensor with fewer than 2 dimensions "
+            f"(shape {tuple(shape)}); pass explicit fans or use a scheme that needs none "
+            f"(constant, zeros, ones, normal, uniform)"
+        )
+    receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
+    return int(shape[1]) * receptive, int(shape[0]) * receptive
+
+
+def fans_from_shape(shape: Sequence[int], rule: str = "torch-shape") -> Fans:
+    """Fans by torch's shape-only rule (see :func:`torch_fans`)."""
+    fi, fo = torch_fans(shape)
+    return Fans(fi, fo, rule=rule, torch_fan_in=fi, torch_fan_out=fo)
+
+
+def _norm_axes(axes: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
+        out.append(a % ndim)
+    return tuple(out)
+
+
+def fans_from_axes(
+    shape: Sequence[int],
+    in_axis: int | Sequence[int] = -2,
+    out_axis: int | Sequence[int] = -1,
+    batch_axis: int | Sequence[int] = (),
+) -> Fans:
+    """Fans with explicit axes, as ``jax.nn.initializers.variance_scaling``.
+
+    ``fan_in = prod(shape[in_axis])·receptive``, ``fan_out = prod(shape[out_axis])·receptive``
+    where ``receptive`` is the product of every axis that is neither in, out nor batch. The
+    defaults follow JAX's ``[..., in, out]`` layout; for a torch ``[out, in, *k]`` weight pass
+    ``in_axis=1, out_axis=0``.
+    """
+    ndim = len(shape)
+    ins, outs, batch = (_norm_axes(a, ndim) for a in (in_axis, out_axis, batch_axis))
+    if set(ins) & set(outs) or set(ins) & set(batch) or set(outs) & set(batch):
+        raise ValueError(
+            f"in_axis {ins}, out_axis {outs} and batch_axis {batch} must not share an axis"
+        )
+    receptive = math.prod(shape[i] for i in range(ndim) if i not in (*ins, *outs, *batch))
+    fi = math.prod(shape[i] for i in ins) * receptive
+    fo = math.prod(shape[i] for i in outs) * receptive
+    return Fans(int(fi), int(fo), rule="axes", attrs=(("batch_axis", batch),))

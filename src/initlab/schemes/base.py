@@ -1,0 +1,254 @@
+"""The Scheme base class and the registry of schemes by name.
+
+A scheme is a small immutable object: a name, its parameters, and a fill. It never sees a
+module: it receives a tensor, the parameter's :class:`~initlab.fans.Fans` (layer knowledge)
+and a random source (randomness). Calling a scheme
+
+1. validates its input (shape, fans, blocks) and raises before anything is written;
+2. fills a contiguous buffer in row-major order (so a ``channels_last`` tensor receives the
+   same values, element by element, as a contiguous one), block by block for packed
+   parameters when the scheme uses fans;
+3. copies into the tensor, keeping its dtype, device and identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import Tensor
+
+from ..fans import Fans, fans_from_shape
+from ..rng import RandomSource, as_source
+
+_REGISTRY: dict[str, type[Scheme]] = {}
+_ALIASES: dict[str, str] = {}
+
+S = TypeVar("S", bound="type[Scheme]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """Base class of every initialisation scheme.
+
+    Subclasses are frozen dataclasses whose fields are the scheme's parameters; they set the
+    class attributes below and implement :meth:`fill`.
+    """
+
+    name: ClassVar[str] = ""
+    formula: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    #: the scheme reads fans (variance scaling, orthogonal...): packed blocks are filled one by one
+    uses_fans: ClassVar[bool] = False
+    #: accepted tensor ranks; None means any rank
+    ndims: ClassVar[tuple[int, ...] | None] = None
+    #: the scheme is deterministic (no random source needed)
+    deterministic: ClassVar[bool] = False
+
+    # -- the fill -------------------------------------------------------------------------
+    def __call__(
+        self,
+        tensor: Tensor,
+        fans: Fans | None = None,
+        generator: torch.Generator | RandomSource | None = None,
+    ) -> Tensor:
+        """Initialise ``tensor`` in place and return it.
+
+        Args:
+            tensor: the tensor (or parameter) to fill.
+            fans: its fans; by default torch's shape rule (``fans_from_shape``). Pass
+                ``initlab.compute_fans(module, name)`` for layer-aware fans and blocks.
+            generator: a ``torch.Generator``, an initlab random source, or None for torch's
+                global generator.
+        """
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(tensor).__name__}")
+        shape = tuple(tensor.shape)
+        self.check_shape(shape)
+        if fans is None and self.uses_fans and tensor.numel() > 0:
+            fans = fans_from_shape(shape)
+        if fans is not None:
+            fans.check_blocks(shape)
+        rng = as_source(generator)
+        if tensor.is_meta or tensor.numel() == 0:
+            return tensor
+        with torch.no_grad():
+            target = (
+                tensor
+                if tensor.is_contiguous()
+                else torch.empty_like(tensor, memory_format=torch.contiguous_format)
+            )
+            if fans is not None and fans.blocks and self.uses_fans:
+                for blk in fans.blocks:
+                    region = target.narrow(blk.dim, blk.start, blk.size)
+                    self._fill_region(region, fans, rng)
+            else:
+                self._fill_region(target, fans, rng)
+            if target is not tensor:
+                tensor.copy_(target)
+        return tensor
+
+    def _fill_region(self, region: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        if region.is_contiguous():
+            self.fill(region, fans, rng)
+        else:  # a block along a dimension other than 0: fill a contiguous copy
+            buf = torch.empty(region.shape, dtype=region.dtype, device=region.device)
+            self.fill(buf, fans, rng)
+            region.copy_(buf)
+
+    def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        """Write values into the contiguous tensor ``t`` (one block). Implemented by subclasses."""
+        raise NotImplementedError
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise ValueError, before anything is written, if the scheme cannot fill ``shape``."""
+        if self.ndims is not None and len(shape) not in self.ndims:
+            want = " or ".join(str(n) for n in self.ndims)
+            raise ValueError(
+                f"{self.name}: only tensors with {want} dimensions are supported, got shape {shape}"
+            )
+
+    def target_std(self, fans: Fans | None) -> float | None:
+        """Standard deviation the scheme targets for a block with these fans (None: undefined)."""
+        return None
+
+    # -- configuration --------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_config(self) -> dict[str, Any]:
+        """A JSON-safe dict ``{"name": ..., **parameters}``; ``from_config`` inverts it."""
+        return {"name": self.name, **{k: _jsonable(v) for k, v in self.params().items()}}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Scheme:
+        config = dict(config)
+        name = config.pop("name", cls.name)
+        if cls is Scheme:
+            return get_scheme(name, **config)
+        if name != cls.name and resolve_name(name) != cls.name:
+            raise ValueError(f"config names scheme {name!r}, not {cls.name!r}")
+        return cls(**_from_json_fields(cls, config))
+
+    def replace(self, **changes: Any) -> Scheme:
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{self.name}({args})"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, Scheme):
+        return v.to_config()
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)  # "inf" / "-inf" / "nan": JSON has no literal for them
+    return v
+
+
+def _from_json_fields(cls: type[Scheme], config: dict[str, Any]) -> dict[str, Any]:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config) - set(fields))
+    if unknown:
+        raise TypeError(
+            f"scheme {cls.name!r} has no parameter(s) {', '.join(unknown)}; "
+            f"its parameters are: {', '.join(fields) or '(none)'}"
+        )
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, list):
+            v = tuple(v)
+        if isinstance(v, str) and v in ("inf", "-inf", "nan"):
+            v = float(v)
+        if isinstance(v, dict) and "name" in v:
+            v = Scheme.from_config(v)
+        out[k] = v
+    return out
+
+
+# -- registry -----------------------------------------------------------------------------
+def register_scheme(cls: S | None = None, *, aliases: tuple[str, ...] = ()) -> Any:
+    """Class decorator adding a Scheme subclass to the registry under ``cls.name`` (and aliases).
+
+    Users register their own schemes the same way::
+
+        @initlab.register_scheme
+        @dataclasses.dataclass(frozen=True)
+        class MyScheme(initlab.Scheme):
+            name = "my_scheme"
+            scale: float = 1.0
+            def fill(self, t, fans, rng): ...
+    """
+
+    def deco(c: S) -> S:
+        if not (isinstance(c, type) and issubclass(c, Scheme)) or not c.name:
+            raise TypeError("register_scheme needs a Scheme subclass with a non-empty `name`")
+        if not dataclasses.is_dataclass(c):
+            raise TypeError(f"scheme {c.name!r} must be a (frozen) dataclass")
+        if c.name in _REGISTRY and _REGISTRY[c.name] is not c:
+            raise ValueError(f"a scheme named {c.name!r} is already registered")
+        _REGISTRY[c.name] = c
+        for a in aliases:
+            _ALIASES[a] = c.name
+        return c
+
+    return deco(cls) if cls is not None else deco
+
+
+def resolve_name(name: str) -> str:
+    key = name.strip().lower().replace("-", "_")
+    return _ALIASES.get(key, key)
+
+
+def scheme_class(name: str) -> type[Scheme]:
+    key = resolve_name(name)
+    if key not in _REGISTRY:
+        raise KeyError(
+            f"unknown scheme {name!r}; known schemes: {', '.join(sorted(_REGISTRY))} "
+            f"(aliases: {', '.join(sorted(_ALIASES))})"
+        )
+    return _REGISTRY[key]
+
+
+def get_scheme(name: str | Scheme | dict[str, Any], **params: Any) -> Scheme:
+    """A scheme by name with parameters, e.g. ``get_scheme("kaiming_normal", mode="fan_out")``.
+
+    Also accepts a config dict (``{"name": ..., ...}``) or a Scheme (returned, updated by params).
+    """
+    if isinstance(name, Scheme):
+        return name.replace(**params) if params else name
+    if isinstance(name, dict):
+        cfg = {**name, **params}
+        return scheme_class(cfg.pop("name")).from_config(cfg)
+    cls = scheme_class(name)
+    return cls(**_from_json_fields(cls, params))
+
+
+def list_schemes() -> list[type[Scheme]]:
+    """Registered scheme classes, sorted by name."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def aliases() -> dict[str, str]:
+    return dict(_ALIASES)
+
+
+def check_positive(scheme: str, what: str, value: float, fix: str = "") -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{scheme}: {what} must be a positive finite number, got {value!r}{fix}")
+
+
+def check_finite(scheme: str, what: str, value: float) -> None:
+    if not (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ):
+        raise ValueError(f"{scheme}: {what} must be a finite number, got {value!r}")
+
+
+def check_nonneg(scheme: str, what: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{scheme}: {what} must be a finite number >= 0, got {value!r}")

@@ -1,0 +1,261 @@
+"""Variance scaling and its named members: Xavier/Glorot, Kaiming/He, LeCun.
+
+One general rule (as JAX's ``variance_scaling`` and Keras' ``VarianceScaling``)::
+
+    Var(W) = scale / n,   n = fan_in | fan_out | (fan_in + fan_out)/2 | sqrt(fan_in * fan_out)
+
+    uniform:          W ~ U(-sqrt(3 Var), +sqrt(3 Var))
+    normal:           W ~ N(0, Var)                        (a true normal; Keras' "normal"
+                                                            silently means truncated)
+    truncated_normal: W ~ N(0, Var / 0.8796²) truncated at ±2 std, which has variance Var
+
+The torch-named schemes (xavier_*, kaiming_*) compute their bound or std with exactly
+torch.nn.init's arithmetic, so with torch's fan convention they are bit-identical to it.
+Fans come from the ``fans`` argument (layer-aware, from ``initlab.compute_fans``), from
+explicit axes (``in_axis``/``out_axis``/``batch_axis``, JAX style), or from torch's shape rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from torch import Tensor
+
+from ..fans import FAN_MODES, Fans, fans_from_axes
+from ..gain import calculate_gain, gain
+from ..rng import RandomSource
+from .base import Scheme, check_finite, check_positive, register_scheme
+from .basic import TRUNC_STD_2
+
+DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+_TORCH_NONLINEARITIES = (
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
+)  # fmt: skip
+
+
+def _check_mode(scheme: str, mode: str, allowed: tuple[str, ...] = FAN_MODES) -> None:
+    if mode not in allowed:
+        raise ValueError(f"{scheme}: mode {mode!r} is not supported; use one of {list(allowed)}")
+
+
+def _nonlinearity_gain(nonlinearity: str, a: float | None) -> float:
+    """torch's calculate_gain for torch's names (exact parity); initlab.gain for any other."""
+    if nonlinearity in _TORCH_NONLINEARITIES:
+        return calculate_gain(nonlinearity, a)  # type: ignore[arg-type]
+    return gain(nonlinearity, a if a else None)
+
+
+def _fans_for(t: Tensor, fans: Fans | None) -> Fans:
+    if fans is None:  # only reached for a block filled without fans; base supplies shape fans
+        from ..fans import fans_from_shape
+
+        return fans_from_shape(tuple(t.shape))
+    return fans
+
+
+@register_scheme
+@dataclasses.dataclass(frozen=True)
+class VarianceScaling(Scheme):
+    """Var(W) = scale / n(mode), drawn from ``distribution``.
+
+    Args:
+        scale: variance numerator (1: LeCun/Glorot, 2: He; multiply by gain² for activations).
+        mode: fan_in, fan_out, fan_avg or fan_geo_avg.
+        distribution: truncated_normal (±2 std, variance-corrected), normal or uniform.
+        in_axis, out_axis, batch_axis: explicit axes (JAX style) for layouts the layer rules
+            do not know; when given they override the fans passed in.
+
+    Papers: LeCun et al. 1998 (Efficient BackProp); Glorot & Bengio 2010; He et al. 2015.
+    """
+
+    name = "variance_scaling"
+    formula = "Var(W) = scale / n(mode)"
+    paper = "LeCun et al. 1998; Glorot & Bengio 2010; He et al. 2015"
+    uses_fans = True
+    scale: float = 1.0
+    mode: str = "fan_in"
+    distribution: str = "truncated_normal"
+    in_axis: int | tuple[int, ...] | None = None
+    out_axis: int | tuple[int, ...] | None = None
+    batch_axis: int | tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_positive(self.name, "scale", self.scale)
+        _check_mode(self.name, self.mode)
+        dist = "normal" if self.distribution == "untruncated_normal" else self.distribution
+        object.__setattr__(self, "distribution", dist)
+        if dist not in DISTRIBUTIONS:
+            raise ValueError(
+                f"{self.name}: distribution {self.distribution!r} is not supported; "
+                f"use one of {list(DISTRIBUTIONS)}"
+            )
+        if (self.in_axis is None) != (self.out_axis is None):
+            raise ValueError(f"{self.name}: give both in_axis and out_axis, or neither")
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        super().check_shape(shape)
+        if self.in_axis is not None:
+            fans_from_axes(shape, self.in_axis, self.out_axis, self.batch_axis)  # type: ignore[arg-type]
+
+    def __call__(self, tensor, fans=None, generator=None):  # type: ignore[no-untyped-def]
+        if self.in_axis is not None:
+            fans = fans_from_axes(tuple(tensor.shape), self.in_axis, self.out_axis, self.batch_axis)  # type: ignore[arg-type]
+        return super().__call__(tensor, fans, generator)
+
+    def variance(self, fans: Fans) -> float:
+        n = fans.fan(self.mode)
+        if n <= 0:
+            raise ValueError(f"{self.name}: {self.mode} is {n}; cannot scale by a zero fan")
+        return self.scale / n
+
+    def target_std(self, fans: Fans | None) -> float | None:
+        return None if fans is None else math.sqrt(self.variance(fans))
+
+    def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        var = self.variance(_fans_for(t, fans))
+        if self.distribution == "uniform":
+            bound = math.sqrt(3.0 * var)
+            rng.uniform_(t, -bound, bound)
+        elif self.distribution == "normal":
+            rng.normal_(t, 0.0, math.sqrt(var))
+        else:
+            rng.trunc_normal_(t, -2.0, 2.0)
+            t.mul_(math.sqrt(var) / TRUNC_STD_2)
+
+
+def _gain_ok(scheme: str, value: float) -> None:
+    check_finite(scheme, "gain", value)
+
+
+@register_scheme(aliases=("glorot_uniform",))
+@dataclasses.dataclass(frozen=True)
+class XavierUniform(Scheme):
+    """Glorot & Bengio 2010: W ~ U(-a, a), a = gain·sqrt(6 / (fan_in + fan_out)). torch parity."""
+
+    name = "xavier_uniform"
+    formula = "U(±gain·sqrt(6/(fan_in+fan_out)))"
+    paper = "Glorot & Bengio 2010, Understanding the difficulty of training deep FNNs"
+    uses_fans = True
+    gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        _gain_ok(self.name, self.gain)
+
+    def target_std(self, fans: Fans | None) -> float | None:
+        return (
+            None if fans is None else self.gain * math.sqrt(2.0 / float(fans.fan_in + fans.fan_out))
+        )
+
+    def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        f = _fans_for(t, fans)
+        std = self.gain * math.sqrt(2.0 / float(f.fan_in + f.fan_out))
+        a = math.sqrt(3.0) * std
+        rng.uniform_(t, -a, a)
+
+
+@register_scheme(aliases=("glorot_normal",))
+@dataclasses.dataclass(frozen=True)
+class XavierNormal(XavierUniform):
+    """Glorot & Bengio 2010: W ~ N(0, std²), std = gain·sqrt(2/(fan_in + fan_out)). torch parity."""
+
+    name = "xavier_normal"
+    formula = "N(0, gain²·2/(fan_in+fan_out))"
+
+    def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        f = _fans_for(t, fans)
+        std = self.gain * math.sqrt(2.0 / float(f.fan_in + f.fan_out))
+        rng.normal_(t, 0.0, std)
+
+
+@register_scheme(aliases=("he_uniform",))
+@dataclasses.dataclass(frozen=True)
+class KaimingUniform(Scheme):
+    """He et al. 2015: W ~ U(±gain·sqrt(3 / fan_mode)). torch parity for torch's arguments.
+
+    ``nonlinearity`` accepts torch's names (gain from ``calculate_gain``, exactly as torch) and
+    any other activation known to :func:`initlab.gain` (gelu, silu, mish, ...), whose gain is
+    the second-moment gain. ``mode`` also accepts fan_avg and fan_geo_avg.
+    """
+
+    name = "kaiming_uniform"
+    formula = "U(±gain(nonlinearity, a)·sqrt(3/fan_mode))"
+    paper = "He et al. 2015, Delving Deep into Rectifiers"
+    uses_fans = True
+    a: float = 0.0
+    mode: str = "fan_in"
+    nonlinearity: str = "leaky_relu"
+
+    def __post_init__(self) -> None:
+        _check_mode(self.name, self.mode)
+        _nonlinearity_gain(self.nonlinearity, self.a)  # validates the name and slope now
+
+    def _std(self, fans: Fans) -> float:
+        fan = fans.fan(self.mode)
+        if fan <= 0:
+            raise ValueError(f"{self.name}: {self.mode} is {fan}; cannot scale by a zero fan")
+        if self.mode in ("fan_in", "fan_out"):
+            fan = int(fan)  # torch divides by an int fan; keep its arithmetic
+        return _nonlinearity_gain(self.nonlinearity, self.a) / math.sqrt(fan)
+
+    def target_std(self, fans: Fans | None) -> float | None:
+        return None if fans is None else self._std(fans)
+
+    def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        bound = math.sqrt(3.0) * self._std(_fans_for(t, fans))
+        rng.uniform_(t, -bound, bound)
+
+
+@register_scheme(aliases=("he_normal",))
+@dataclasses.dataclass(frozen=True)
+class KaimingNormal(KaimingUniform):
+    """He et al. 2015: W ~ N(0, std²), std = gain / sqrt(fan_mode). torch parity."""
+
+    name = "kaiming_normal"
+    formula = "N(0, gain(nonlinearity, a)²/fan_mode)"
+
+    def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        rng.normal_(t, 0, self._std(_fans_for(t, fans)))
+
+
+@register_scheme
+@dataclasses.dataclass(frozen=True)
+class LecunUniform(Scheme):
+    """LeCun et al. 1998: W ~ U(±sqrt(3 / fan_in)) (JAX/Keras lecun_uniform)."""
+
+    name = "lecun_uniform"
+    formula = "U(±sqrt(3/fan_in))"
+    paper = "LeCun et al. 1998, Efficient BackProp"
+    uses_fans = True
+
+    def target_std(self, fans: Fans | None) -> float | None:
+        return None if fans is None else math.sqrt(1.0 / fans.fan_in)
+
+    def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        VarianceScaling(1.0, "fan_in", "uniform").fill(t, fans, rng)
+
+
+@register_scheme
+@dataclasses.dataclass(frozen=True)
+class LecunNormal(Scheme):
+    """LeCun et al. 1998; Klambauer et al. 2017 (SELU): Var(W) = 1 / fan_in.
+
+    ``distribution`` defaults to truncated_normal, as JAX, Keras and timm's lecun_normal;
+    pass ``"normal"`` for the untruncated normal of the SELU paper.
+    """
+
+    name = "lecun_normal"
+    formula = "Var(W) = 1/fan_in (truncated normal by default)"
+    paper = "LeCun et al. 1998; Klambauer et al. 2017, Self-Normalizing Neural Networks"
+    uses_fans = True
+    distribution: str = "truncated_normal"
+
+    def __post_init__(self) -> None:
+        VarianceScaling(1.0, "fan_in", self.distribution)  # validates
+
+    def target_std(self, fans: Fans | None) -> float | None:
+        return None if fans is None else math.sqrt(1.0 / fans.fan_in)
+
+    def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        VarianceScaling(1.0, "fan_in", self.distribution).fill(t, fans, rng)
