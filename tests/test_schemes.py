@@ -293,3 +293,18 @@ def test_user_registered_scheme():
         @dataclasses.dataclass(frozen=True)
         class Other(Scheme):
             name = "test_half_ones"
+
+
+def test_blocks_with_their_own_fans_get_their_own_scale():
+    """MHA with kdim/vdim != E: in_proj_bias's q, k, v blocks have different fans."""
+    mha = torch.nn.MultiheadAttention(64, 4, kdim=16, vdim=256)
+    fans = initlab.compute_fans(mha, "in_proj_bias")
+    assert [(b.name, b.fan_in) for b in fans.blocks] == [("q", 64), ("k", 16), ("v", 256)]
+    b = torch.empty(3 * 64 * 1000)  # a long stand-in with the same three blocks, scaled up
+    big = Fans(1, 1, blocks=tuple(
+        Block(x.name, x.start * 1000, x.stop * 1000, 0, x.fan_in, x.fan_out) for x in fans.blocks
+    ))  # fmt: skip
+    get_scheme("lecun_normal", distribution="normal")(b, big, torch.Generator().manual_seed(0))
+    for i, fan_in in enumerate((64, 16, 256)):
+        block = b[i * 64000 : (i + 1) * 64000]
+        assert block.std().item() == pytest.approx(1 / math.sqrt(fan_in), rel=0.02)

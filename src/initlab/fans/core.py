@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 FanMode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
@@ -27,12 +27,18 @@ FAN_MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 
 @dataclass(frozen=True)
 class Block:
-    """One block of a packed parameter: indices ``[start, stop)`` along dimension ``dim``."""
+    """One block of a packed parameter: indices ``[start, stop)`` along dimension ``dim``.
+
+    ``fan_in``/``fan_out`` override the parameter's fans for this block when its blocks differ
+    (e.g. MultiheadAttention's ``in_proj_bias`` when ``kdim``/``vdim`` differ from ``embed_dim``).
+    """
 
     name: str
     start: int
     stop: int
     dim: int = 0
+    fan_in: int | None = None
+    fan_out: int | None = None
 
     @property
     def size(self) -> int:
@@ -83,6 +89,16 @@ class Fans:
             return math.sqrt(self.fan_in * self.fan_out)
         raise ValueError(f"unknown fan mode {mode!r}; use one of {', '.join(FAN_MODES)}")
 
+    def for_block(self, block: Block) -> Fans:
+        """The fans that apply inside ``block`` (the block's own when it carries them)."""
+        if block.fan_in is None and block.fan_out is None:
+            return self
+        return replace(
+            self,
+            fan_in=self.fan_in if block.fan_in is None else block.fan_in,
+            fan_out=self.fan_out if block.fan_out is None else block.fan_out,
+        )
+
     def attr(self, key: str, default: Any = None) -> Any:
         return dict(self.attrs).get(key, default)
 
@@ -125,7 +141,11 @@ class Fans:
         return {
             "fan_in": self.fan_in,
             "fan_out": self.fan_out,
-            "blocks": [[b.name, b.start, b.stop, b.dim] for b in self.blocks],
+            "blocks": [
+                [b.name, b.start, b.stop, b.dim]
+                + ([] if b.fan_in is None and b.fan_out is None else [b.fan_in, b.fan_out])
+                for b in self.blocks
+            ],
             "rule": self.rule,
             "layer": self.layer,
             "param": self.param,

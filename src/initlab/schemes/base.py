@@ -83,7 +83,7 @@ class Scheme:
             if fans is not None and fans.blocks and self.uses_fans:
                 for blk in fans.blocks:
                     region = target.narrow(blk.dim, blk.start, blk.size)
-                    self._fill_region(region, fans, rng)
+                    self._fill_region(region, fans.for_block(blk), rng)
             else:
                 self._fill_region(target, fans, rng)
             if target is not tensor:
