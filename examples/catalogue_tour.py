@@ -63,7 +63,8 @@ def main() -> None:
             torch_fans, blocks, "-" if target is None else f"{target:.4f}",
             f"{param.detach().std().item():.4f}" if param.numel() > 1 else "-",
         )  # fmt: skip
-    Console().print(table)
+    console = Console()
+    (console if console.is_terminal else Console(width=150)).print(table)
 
     w = model.lstm.weight_hh_l0.detach()
     err = max((blk @ blk.T - torch.eye(32)).abs().max().item() for blk in w.split(32, dim=0))

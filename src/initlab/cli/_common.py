@@ -9,7 +9,9 @@ import click
 import torch
 from rich.console import Console
 
-console = Console()
+# Piped output gets a wide, stable layout instead of rich's 80-column default.
+_probe = Console()
+console = _probe if _probe.is_terminal else Console(width=160)
 
 
 def print_json(obj: Any) -> None:

@@ -45,7 +45,11 @@ def fans_cmd(module_expr: str, param: str | None, as_json: bool) -> None:
     ):
         table.add_column(col)
     for r in rows:
-        blocks = ", ".join(f"{b[0]}[{b[1]}:{b[2]}]" for b in r["blocks"]) or "-"
+        blocks = (
+            f"{','.join(b[0] for b in r['blocks'])} ({len(r['blocks'])} x {r['blocks'][0][2]})"
+            if r["blocks"]
+            else "-"
+        )
         torch_pair = "n/a (1-D)" if r["torch"] is None else f"{r['torch'][0]}, {r['torch'][1]}"
         table.add_row(
             r["param"], str(tuple(r["shape"])), str(r["fan_in"]), str(r["fan_out"]), blocks,

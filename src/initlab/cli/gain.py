@@ -22,7 +22,7 @@ def gain_cmd(activation: str, param: float | None) -> None:
     except ValueError:
         conventional = None
     console.print(f"[bold]{activation}[/bold]" + (f" (param={param})" if param is not None else ""))
-    console.print(f"  second-moment gain 1/sqrt(E[f(z)^2]): {numeric:.10g}")
+    console.print(f"  second-moment gain 1/sqrt(E[f(z)^2]): {numeric:.10g}", markup=False)
     if conventional is not None:
         console.print(f"  torch.nn.init.calculate_gain:         {conventional:.10g}")
     else:

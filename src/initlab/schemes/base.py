@@ -46,6 +46,9 @@ class Scheme:
     ndims: ClassVar[tuple[int, ...] | None] = None
     #: the scheme is deterministic (no random source needed)
     deterministic: ClassVar[bool] = False
+    #: each element's value depends only on its own index in one draw (uniform, normal,
+    #: variance scaling...): a window of the tensor can be generated alone
+    elementwise: ClassVar[bool] = False
 
     # -- the fill -------------------------------------------------------------------------
     def __call__(
@@ -65,12 +68,7 @@ class Scheme:
         """
         if not isinstance(tensor, Tensor):
             raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(tensor).__name__}")
-        shape = tuple(tensor.shape)
-        self.check_shape(shape)
-        if fans is None and self.uses_fans and tensor.numel() > 0:
-            fans = fans_from_shape(shape)
-        if fans is not None:
-            fans.check_blocks(shape)
+        fans = self.validate(tuple(tensor.shape), fans)
         rng = as_source(generator)
         if tensor.is_meta or tensor.numel() == 0:
             return tensor
@@ -89,6 +87,82 @@ class Scheme:
             if target is not tensor:
                 tensor.copy_(target)
         return tensor
+
+    def validate(self, shape: tuple[int, ...], fans: Fans | None = None) -> Fans | None:
+        """Check that the scheme can fill ``shape`` with ``fans``; return the fans it will use.
+
+        Raises (ValueError/TypeError) without touching any tensor, so callers that initialise
+        many tensors can validate all of them before writing any.
+        """
+        self.check_shape(shape)
+        if fans is None and self.uses_fans and math.prod(shape) > 0:
+            fans = fans_from_shape(shape)
+        if fans is not None:
+            fans.check_blocks(shape)
+        return fans
+
+    def fill_window(
+        self,
+        local: Tensor,
+        global_shape: tuple[int, ...],
+        index: tuple[slice, ...],
+        fans: Fans | None,
+        stream: Any,
+    ) -> Tensor:
+        """Fill ``local`` with what a full fill of ``global_shape`` would hold at ``index``.
+
+        ``stream`` must be an element-addressable source (``initlab.streams.KeyedStream``).
+        Element-wise schemes generate only the window's elements (packed blocks included);
+        other schemes (orthogonal, structured, ...) generate the full tensor and cut the window.
+        """
+        index = _normalise_index(index, global_shape)
+        if tuple(local.shape) != tuple(s.stop - s.start for s in index):
+            raise ValueError(
+                f"{self.name}: local shape {tuple(local.shape)} does not match window {index} "
+                f"of shape {global_shape}"
+            )
+        fans = self.validate(tuple(global_shape), fans)
+        if local.is_meta or local.numel() == 0:
+            return local
+        with torch.no_grad():
+            if not self.elementwise:
+                full = torch.empty(global_shape, dtype=local.dtype, device=local.device)
+                self(full, fans, stream)
+                local.copy_(full[index])
+                return local
+            target = local if local.is_contiguous() else torch.empty(local.shape, dtype=local.dtype)
+            if fans is not None and fans.blocks and self.uses_fans:
+                first = stream.draw
+                for k, blk in enumerate(fans.blocks):
+                    want = index[blk.dim]
+                    lo, hi = max(want.start, blk.start), min(want.stop, blk.stop)
+                    if lo >= hi:
+                        continue
+                    sub = target.narrow(blk.dim, lo - want.start, hi - lo)
+                    block_shape = list(global_shape)
+                    block_shape[blk.dim] = blk.size
+                    block_index = list(index)
+                    block_index[blk.dim] = slice(lo - blk.start, hi - blk.start)
+                    stream.draw = first + k
+                    self._window_region(
+                        sub, tuple(block_shape), tuple(block_index), fans.for_block(blk), stream
+                    )
+                stream.draw = first + len(fans.blocks)
+            else:
+                self._window_region(target, tuple(global_shape), index, fans, stream)
+            if target is not local:
+                local.copy_(target)
+        return local
+
+    def _window_region(
+        self, region: Tensor, shape: tuple[int, ...], index: tuple[slice, ...], fans: Fans | None,
+        stream: Any,
+    ) -> None:  # fmt: skip
+        buf = region if region.is_contiguous() else torch.empty(region.shape, dtype=region.dtype)
+        with stream.window(shape, index):
+            self.fill(buf, fans, stream)
+        if buf is not region:
+            region.copy_(buf)
 
     def _fill_region(self, region: Tensor, fans: Fans | None, rng: RandomSource) -> None:
         if region.is_contiguous():
@@ -138,6 +212,29 @@ class Scheme:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{self.name}({args})"
+
+
+def _normalise_index(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """A full tuple of step-1 slices with explicit bounds (ints become length-1 slices)."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    if len(index) > len(shape):
+        raise ValueError(f"window {index} has more entries than shape {shape} has dimensions")
+    out = []
+    for i, size in enumerate(shape):
+        sl = index[i] if i < len(index) else slice(None)
+        if isinstance(sl, int):
+            j = sl + size if sl < 0 else sl
+            if not 0 <= j < size:
+                raise ValueError(f"window index {sl} is out of range for dimension {i} of {shape}")
+            sl = slice(j, j + 1)
+        if not isinstance(sl, slice):
+            raise TypeError(f"window entries must be slices or ints, got {sl!r}")
+        start, stop, step = sl.indices(size)
+        if step != 1:
+            raise ValueError(f"window slices must have step 1, got {sl}")
+        out.append(slice(start, max(start, stop)))
+    return tuple(out)
 
 
 def _jsonable(v: Any) -> Any:

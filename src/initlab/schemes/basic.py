@@ -20,6 +20,7 @@ class Uniform(Scheme):
     """Values drawn from U(a, b). torch.nn.init.uniform_."""
 
     name = "uniform"
+    elementwise = True
     formula = "W ~ U(a, b)"
     paper = "-"
     a: float = 0.0
@@ -44,6 +45,7 @@ class Normal(Scheme):
     """Values drawn from N(mean, std²). torch.nn.init.normal_."""
 
     name = "normal"
+    elementwise = True
     formula = "W ~ N(mean, std^2)"
     paper = "-"
     mean: float = 0.0
@@ -119,6 +121,10 @@ class TruncNormal(Scheme):
                 f"trunc_normal: method must be 'exact' or 'torch', got {self.method!r}"
             )
 
+    @property
+    def elementwise(self) -> bool:  # type: ignore[override]
+        return self.method == "exact"
+
     def std_bounds(self) -> tuple[float, float]:
         if self.bounds == "std":
             return float(self.a), float(self.b)
@@ -155,6 +161,7 @@ class Constant(Scheme):
     """Every element set to ``val``. torch.nn.init.constant_."""
 
     name = "constant"
+    elementwise = True
     formula = "W = val"
     paper = "-"
     deterministic = True
@@ -177,6 +184,7 @@ class Zeros(Scheme):
     """All zeros. torch.nn.init.zeros_."""
 
     name = "zeros"
+    elementwise = True
     formula = "W = 0"
     paper = "-"
     deterministic = True
@@ -194,6 +202,7 @@ class Ones(Scheme):
     """All ones. torch.nn.init.ones_."""
 
     name = "ones"
+    elementwise = True
     formula = "W = 1"
     paper = "-"
     deterministic = True

@@ -280,6 +280,7 @@ class Scaled(Scheme):
         object.__setattr__(self, "uses_fans", base.uses_fans)
         object.__setattr__(self, "deterministic", base.deterministic)
         object.__setattr__(self, "ndims", base.ndims)
+        object.__setattr__(self, "elementwise", base.elementwise)
 
     def __call__(
         self,

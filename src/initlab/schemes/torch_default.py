@@ -24,12 +24,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import torch
 from torch import Tensor
 from torch.nn.init import calculate_gain
 
 from ..fans import Fans
 from ..rng import RandomSource
-from .base import Scheme, register_scheme
+from .base import Scheme, _normalise_index, register_scheme
 
 # A plan: (distribution, p1, p2) with distribution "uniform" (low, high), "normal" (mean, std)
 # or "constant" (value, unused); plus the Embedding row to zero afterwards (or None).
@@ -122,6 +123,18 @@ class TorchDefault(Scheme):
     )
     paper = "PyTorch torch.nn layer defaults"
     uses_fans = False  # dispatches by itself on the layer; packed tensors are drawn whole
+    elementwise = True  # one draw per parameter; the padding row is re-zeroed in fill_window
+
+    def fill_window(self, local, global_shape, index, fans, stream):  # type: ignore[no-untyped-def]
+        super().fill_window(local, global_shape, index, fans, stream)
+        zero_row = plan(fans)[3]
+        if zero_row is not None:
+            rows = _normalise_index(index, tuple(global_shape))[0]
+            row = zero_row % global_shape[0]
+            if rows.start <= row < rows.stop:
+                with torch.no_grad():
+                    local[row - rows.start].fill_(0)
+        return local
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
         dist, p1, p2, zero_row = plan(fans)

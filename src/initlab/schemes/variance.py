@@ -74,6 +74,7 @@ class VarianceScaling(Scheme):
     formula = "Var(W) = scale / n(mode)"
     paper = "LeCun et al. 1998; Glorot & Bengio 2010; He et al. 2015"
     uses_fans = True
+    elementwise = True
     scale: float = 1.0
     mode: str = "fan_in"
     distribution: str = "truncated_normal"
@@ -138,6 +139,7 @@ class XavierUniform(Scheme):
     formula = "U(±gain·sqrt(6/(fan_in+fan_out)))"
     paper = "Glorot & Bengio 2010, Understanding the difficulty of training deep FNNs"
     uses_fans = True
+    elementwise = True
     gain: float = 1.0
 
     def __post_init__(self) -> None:
@@ -183,6 +185,7 @@ class KaimingUniform(Scheme):
     formula = "U(±gain(nonlinearity, a)·sqrt(3/fan_mode))"
     paper = "He et al. 2015, Delving Deep into Rectifiers"
     uses_fans = True
+    elementwise = True
     a: float = 0.0
     mode: str = "fan_in"
     nonlinearity: str = "leaky_relu"
@@ -228,6 +231,7 @@ class LecunUniform(Scheme):
     formula = "U(±sqrt(3/fan_in))"
     paper = "LeCun et al. 1998, Efficient BackProp"
     uses_fans = True
+    elementwise = True
 
     def target_std(self, fans: Fans | None) -> float | None:
         return None if fans is None else math.sqrt(1.0 / fans.fan_in)
@@ -249,6 +253,7 @@ class LecunNormal(Scheme):
     formula = "Var(W) = 1/fan_in (truncated normal by default)"
     paper = "LeCun et al. 1998; Klambauer et al. 2017, Self-Normalizing Neural Networks"
     uses_fans = True
+    elementwise = True
     distribution: str = "truncated_normal"
 
     def __post_init__(self) -> None:
