@@ -9,8 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e ".[dev,lab]"
 	touch $(STAMP)
 
 demo: $(STAMP)

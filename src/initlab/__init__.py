@@ -4,11 +4,26 @@
 * ``initlab.compute_fans``: fans and packed-block structure from what a layer connects.
 * ``initlab.calculate_gain`` (torch's table) and ``initlab.gain`` (any activation).
 * ``initlab.get_scheme``: every scheme as a small serialisable object.
+* ``initlab.Policy`` / ``Rule`` / presets, ``initlab.initialize`` / ``plan``: declarative init
+  with a report, values keyed by (seed, parameter name).
 """
 
 from . import init
+from .apply import as_apply_fn, initialize, regenerate
 from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
 from .gain import calculate_gain, gain
+from .plan import UnmatchedParametersError, plan
+from .policy import (
+    ParamInfo,
+    Policy,
+    PolicyError,
+    Rule,
+    get_preset,
+    list_presets,
+    load_policy,
+    save_policy,
+)
+from .report import InitReport, ParamRow
 from .rng import RandomSource, TorchSource
 from .schemes import (
     Scheme,
@@ -19,26 +34,44 @@ from .schemes import (
     register_scheme,
     scheme_class,
 )
+from .streams import KeyedStream, derive_key
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Block",
     "Fans",
+    "InitReport",
+    "KeyedStream",
+    "ParamInfo",
+    "ParamRow",
+    "Policy",
+    "PolicyError",
     "RandomSource",
+    "Rule",
     "Scheme",
     "TorchSource",
+    "UnmatchedParametersError",
     "__version__",
     "aliases",
+    "as_apply_fn",
     "calculate_gain",
     "compute_fans",
+    "derive_key",
     "fans_from_axes",
     "fans_from_shape",
     "fixup_scale",
     "gain",
+    "get_preset",
     "get_scheme",
     "init",
+    "initialize",
+    "list_presets",
     "list_schemes",
+    "load_policy",
+    "plan",
+    "regenerate",
     "register_scheme",
+    "save_policy",
     "scheme_class",
 ]

@@ -7,6 +7,7 @@ import click
 from .. import __version__
 from .fans import fans_cmd
 from .gain import gain_cmd
+from .plan import init_cmd, plan_cmd
 from .schemes import schemes_cmd
 
 
@@ -19,5 +20,7 @@ def main() -> None:
 main.add_command(schemes_cmd)
 main.add_command(fans_cmd)
 main.add_command(gain_cmd)
+main.add_command(plan_cmd)
+main.add_command(init_cmd)
 
 __all__ = ["main"]

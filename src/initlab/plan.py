@@ -1,0 +1,193 @@
+"""Planning: which rule sets each parameter, with which scheme, fans and random key.
+
+``plan(model, policy)`` walks the model's parameters once (tied parameters once), matches each
+to a policy rule, computes its layer-aware fans, resolves the scheme and records the key of
+its random stream. It touches no tensor, so it works on a model built on the meta device. The
+result is an :class:`~initlab.report.InitReport`; ``initialize`` fills the same plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+from .fans import Fans, compute_fans
+from .policy import ParamInfo, Policy, PolicyError, load_policy
+from .report import InitReport, ParamRow
+from .schemes import Scheme
+
+PolicyLike = Policy | str | dict[str, Any]
+
+
+class UnmatchedParametersError(ValueError):
+    """``strict=True`` (or ``unmatched="error"``) and some parameters matched no rule."""
+
+    def __init__(self, names: list[str], policy_name: str | None) -> None:
+        self.names = names
+        super().__init__(
+            f"{len(names)} parameter(s) matched no rule of policy {policy_name or '(unnamed)'} "
+            f"and nothing was written: {', '.join(names)}. Add rules for them, set "
+            "unmatched='default' with a default scheme, or exclude them."
+        )
+
+
+def _module_type_name(module: nn.Module) -> str:
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix and name else prefix or name
+
+
+def _matches_any(name: str, patterns: Iterable[str]) -> bool:
+    if not patterns:
+        return False
+    probe = Policy(exclude=tuple(patterns))
+    return probe.is_excluded(name)
+
+
+def plan(
+    model: nn.Module,
+    policy: PolicyLike,
+    seed: int | None = 0,
+    *,
+    strict: bool = False,
+    exclude: Iterable[str] = (),
+    prefix: str = "",
+) -> InitReport:
+    """A dry run: the report ``initialize`` would fill, without touching any tensor.
+
+    Args:
+        model: any ``nn.Module`` (a model on the meta device works).
+        policy: a :class:`~initlab.policy.Policy`, a preset name, a policy file path or a dict.
+        seed: the seed whose per-parameter streams ``initialize`` would use (recorded).
+        strict: raise :class:`UnmatchedParametersError` listing every unmatched parameter.
+        exclude: extra qualified-parameter-name patterns to skip (e.g. loaded from a checkpoint).
+        prefix: the qualified name of ``model`` inside a larger model, so that initialising a
+            submodule gives the same values as initialising the whole model.
+    """
+    pol = load_policy(policy)
+    exclude = tuple(exclude)
+    owners: dict[int, tuple[str, str, nn.Module]] = {}
+    aliases: dict[int, list[str]] = {}
+    order: list[int] = []
+    for mod_name, module in model.named_modules(remove_duplicate=False):
+        for pname, param in module.named_parameters(recurse=False):
+            full = _join(_join(prefix, mod_name), pname)
+            key = id(param)
+            if key in owners:
+                if full not in aliases[key] and full != _join(owners[key][0], owners[key][1]):
+                    aliases[key].append(full)
+                continue
+            owners[key] = (_join(prefix, mod_name), pname, module)
+            aliases[key] = []
+            order.append(key)
+
+    params = {id(p): p for p in model.parameters(recurse=True)}
+    lazy = [_join(owners[k][0], owners[k][1]) for k in order if is_lazy(params[k])]
+    if lazy:
+        raise PolicyError(
+            f"parameter(s) {', '.join(lazy)} of a lazy module are not materialised yet: run one "
+            "forward pass (e.g. on a dummy batch) before planning or initialising"
+        )
+    rows: list[ParamRow] = []
+    for key in order:
+        mod_name, pname, module = owners[key]
+        rows.append(
+            _plan_one(pol, mod_name, pname, module, params[key], aliases[key], seed, exclude)
+        )
+
+    report = InitReport(rows=rows, seed=seed, policy=pol)
+    unmatched = report.unmatched
+    if unmatched and (strict or pol.unmatched == "error"):
+        raise UnmatchedParametersError(unmatched, pol.name)
+    return report
+
+
+def _plan_one(
+    pol: Policy,
+    mod_name: str,
+    pname: str,
+    module: nn.Module,
+    param: nn.Parameter,
+    aliases: list[str],
+    seed: int | None,
+    exclude: tuple[str, ...],
+) -> ParamRow:
+    qualname = _join(mod_name, pname)
+    shape = tuple(param.shape)
+    fans, fans_error = _fans(module, pname)
+    row = ParamRow(
+        qualname=qualname,
+        module_name=mod_name,
+        param_name=pname,
+        module_type=_module_type_name(module),
+        shape=shape,
+        dtype=str(param.dtype).removeprefix("torch."),
+        device=str(param.device),
+        fans=fans,
+        aliases=tuple(aliases),
+        seed=seed,
+    )
+    if pol.is_excluded(qualname) or _matches_any(qualname, exclude):
+        return dataclasses.replace(row, status="excluded")
+    info = ParamInfo(
+        qualname=qualname,
+        module_name=mod_name,
+        param_name=pname,
+        module_type=type(module),
+        shape=shape,
+        block_names=tuple(b.name for b in fans.blocks) if fans else (),
+    )
+    res = pol.resolve(info)
+    scheme: Scheme | None
+    if res.rule is not None:
+        scheme, rule_id = res.rule.scheme, res.rule.id or f"rule[{res.rule_index}]"
+    elif pol.unmatched == "default" and pol.default is not None:
+        scheme, rule_id = pol.default, "default"
+    else:
+        scheme, rule_id = None, None
+    overrides = tuple(
+        (block, rule.id or f"rule[{idx}]", rule.scheme) for block, idx, rule in res.block_rules
+    )
+    if scheme is None and not overrides:
+        return dataclasses.replace(row, status="unmatched")
+    if scheme is None:  # only some blocks are covered: the rest stays as it is
+        rule_id = None
+    row = dataclasses.replace(
+        row, status="planned", rule_id=rule_id, scheme=scheme, block_overrides=overrides
+    )
+    return _validated(row, fans_error)
+
+
+def _fans(module: nn.Module, pname: str) -> tuple[Fans | None, str | None]:
+    try:
+        return compute_fans(module, pname), None
+    except (ValueError, TypeError) as e:
+        return None, str(e)
+
+
+def _validated(row: ParamRow, fans_error: str | None) -> ParamRow:
+    """Check every scheme of the row against the shape and fans (raises, writes nothing)."""
+    where = f"parameter {row.qualname!r} (shape {row.shape}, rule {row.rule_id})"
+    try:
+        if row.scheme is not None:
+            fans = row.scheme.validate(row.shape, row.fans)
+            target = row.scheme.target_std(fans)
+            row = dataclasses.replace(row, target_std=target)
+        for block, _, scheme in row.block_overrides:
+            fans = row.fans
+            assert fans is not None  # block rules only match parameters with blocks
+            blk = next(b for b in fans.blocks if b.name == block)
+            shape = list(row.shape)
+            shape[blk.dim] = blk.size
+            scheme.validate(tuple(shape), dataclasses.replace(fans.for_block(blk), blocks=()))
+    except (ValueError, TypeError, KeyError) as e:
+        extra = f" (layer fans unavailable: {fans_error})" if fans_error else ""
+        raise PolicyError(f"{where}: {e}{extra}", path=row.rule_id or "") from None
+    return row

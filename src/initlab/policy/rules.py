@@ -1,0 +1,399 @@
+"""One rule of an init policy: which parameters it matches, and the scheme it applies.
+
+A :class:`Rule` sees a parameter only through its :class:`ParamInfo` (names, owning module
+class, shape, packed blocks) and matches when every criterion it sets holds:
+
+* ``module``: module types, as classes or strings. A string matches a class in the owning
+  module's MRO (subclasses match, as ``isinstance``) by ``__name__`` (``"Linear"``) or dotted
+  path (``"torch.nn.Linear"``, ``"torch.nn.modules.linear.Linear"``), lazily and without
+  importing anything, so a policy may name classes of packages that are not installed.
+  ``"nn.X"`` reads as ``"torch.nn.X"``. Classes are stored as dotted paths (serialisable).
+* ``name``: a pattern on the owning module's qualified name (``""`` for the root).
+* ``param``: a pattern on the parameter's own name (``"weight"``, ``"weight_hh_l*"``).
+* ``ndim``: one rank or several; ``shape``: exact sizes, ``None`` entries are wildcards.
+* ``block``: one block of a packed parameter (``"f"``: an LSTM's forget gate; names from
+  :func:`initlab.compute_fans`); never matches a parameter that lacks that block.
+
+Patterns are globs (:func:`fnmatch.fnmatchcase`: ``*`` matches any run of characters, dots
+included; ``?`` one character; ``[abc]`` a set) or, when prefixed with ``re:``, regular
+expressions that must match the whole name (``re.fullmatch``).
+
+Invalid values raise :class:`PolicyError`; its ``path`` names the key (``"rules[1].ndim"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import fnmatch
+import functools
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from torch import nn
+
+from ..schemes.base import Scheme, get_scheme, list_schemes, resolve_name, scheme_class
+from ..schemes.base import aliases as scheme_aliases
+
+__all__ = [
+    "ParamInfo",
+    "PolicyError",
+    "Rule",
+    "as_scheme",
+    "compile_pattern",
+    "pattern_matches",
+    "scheme_to_data",
+]
+
+
+class PolicyError(ValueError):
+    """An invalid policy, rule or policy file.
+
+    Attributes:
+        message: what is wrong and how to fix it.
+        path: where, as a key path (``"rules[2].scheme"``), or None for the whole policy.
+        file: the policy file, when the policy came from one.
+    """
+
+    def __init__(self, message: str, path: str | None = None, file: str | None = None) -> None:
+        self.message, self.path, self.file = message, path or None, file
+        super().__init__(": ".join(p for p in (file, path, message) if p))
+
+    def within(self, prefix: str) -> PolicyError:
+        """The same error with ``prefix`` before its path (``"rules[2]"`` + ``"ndim"``)."""
+        sep = "" if not self.path or self.path.startswith("[") else "."
+        return PolicyError(self.message, f"{prefix}{sep}{self.path or ''}", self.file)
+
+    def in_file(self, file: str) -> PolicyError:
+        return PolicyError(self.message, self.path, file)
+
+
+@contextlib.contextmanager
+def at(path: str) -> Iterator[None]:
+    """Prefix the path of a PolicyError raised inside the block with ``path``."""
+    try:
+        yield
+    except PolicyError as e:
+        raise e.within(path) from None
+
+
+def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- patterns ------------------------------------------------------------------------------
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """A compiled regex for a glob pattern or a ``re:`` regular expression; use ``fullmatch``.
+
+    Raises PolicyError (no path; the caller adds it) for a bad regular expression or a
+    non-string pattern.
+    """
+    if not isinstance(pattern, str):
+        raise PolicyError(f"a pattern must be a string (a glob or 're:<regex>'), got {pattern!r}")
+    return _compile(pattern)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(pattern: str) -> re.Pattern[str]:
+    if pattern.startswith("re:"):
+        try:
+            return re.compile(pattern[3:])
+        except re.error as e:
+            raise PolicyError(
+                f"bad regular expression {pattern!r}: {e}; fix the regex after 're:' "
+                f"(or drop 're:' for a glob)"
+            ) from None
+    return re.compile(fnmatch.translate(pattern), re.DOTALL)
+
+
+def pattern_matches(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches the glob or ``re:`` pattern (whole string)."""
+    return compile_pattern(pattern).fullmatch(text) is not None
+
+
+# -- module types --------------------------------------------------------------------------
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.([A-Za-z_]\w*|<locals>))*")
+
+
+def class_path(cls: type) -> str:
+    """The dotted path stored for a class: ``torch.nn.X`` for torch.nn's public classes."""
+    if cls.__module__.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls:
+        return f"torch.nn.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _lookup(path: str) -> Any:
+    """The object at a dotted path among already imported modules (never imports), or None."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        if (obj := sys.modules.get(".".join(parts[:i]))) is not None:
+            for p in parts[i:]:
+                obj = getattr(obj, p, None)
+            return obj
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def type_matches(spec: str, cls: type) -> bool:
+    """Whether the module-type string ``spec`` names ``cls`` or one of its base classes.
+
+    ``"nn.X"`` is read as ``"torch.nn.X"``.
+    """
+    mro = getattr(cls, "__mro__", (cls,))
+    if "." not in spec:
+        return any(c.__name__ == spec for c in mro)
+    if any(f"{c.__module__}.{c.__qualname__}" == spec for c in mro):
+        return True
+    target = _lookup(f"torch.{spec}" if spec.startswith("nn.") else spec)
+    return isinstance(target, type) and target in mro
+
+
+def _module_spec(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    if not items:
+        raise PolicyError("empty list of module types; omit `module` to match any module", None)
+    out = []
+    for i, item in enumerate(items):
+        where = f"[{i}]" if isinstance(value, (list, tuple)) else None
+        if isinstance(item, type):
+            out.append(class_path(item))
+        elif isinstance(item, str) and _DOTTED.fullmatch(item.strip()):
+            out.append(item.strip())
+        elif isinstance(item, str):
+            raise PolicyError(
+                f"{item!r} is not a module type; write a class name ('Linear') or a dotted "
+                f"path ('torch.nn.Linear')",
+                where,
+            )
+        else:
+            raise PolicyError(
+                f"expected a module class, a class name or a list of them, got {item!r}", where
+            )
+    return tuple(out)
+
+
+# -- schemes -------------------------------------------------------------------------------
+def as_scheme(value: Any) -> Scheme:
+    """A Scheme from a Scheme, a registered name or a config mapping (``{"name": ..., ...}``).
+
+    Raises PolicyError, with the path of the offending parameter when there is one.
+    """
+    if isinstance(value, Scheme):
+        return value
+    if isinstance(value, str):
+        name, params = value, {}
+    elif isinstance(value, Mapping):
+        params = dict(value)
+        if "name" not in params:
+            raise PolicyError(
+                "missing 'name': write the scheme as a name ('zeros') or a mapping with a name "
+                "and parameters ({name: normal, std: 0.02})"
+            )
+        name = params.pop("name")
+    else:
+        raise PolicyError(
+            f"expected a scheme name or a mapping with 'name' and parameters, got {value!r}"
+        )
+    if not isinstance(name, str):
+        raise PolicyError(f"scheme name must be a string, got {name!r}", "name")
+    try:
+        cls = scheme_class(name)
+    except KeyError:
+        known = sorted({c.name for c in list_schemes()} | set(scheme_aliases()))
+        raise PolicyError(
+            f"unknown scheme {name!r}{did_you_mean(resolve_name(name), known)}; "
+            f"known schemes: {', '.join(known)}"
+        ) from None
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in params:
+        if key not in fields:
+            raise PolicyError(
+                f"unknown parameter {key!r} for scheme {cls.name!r}{did_you_mean(key, fields)}; "
+                f"its parameters are: {', '.join(fields) or '(none)'}",
+                str(key),
+            )
+    try:
+        return get_scheme({"name": name, **params})
+    except (TypeError, ValueError, KeyError) as e:
+        msg = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+        raise PolicyError(f"invalid parameters: {msg}") from None
+
+
+def scheme_to_data(scheme: Scheme) -> str | dict[str, Any]:
+    """A scheme as file data: its name alone, or ``{"name": ..., **non-default parameters}``."""
+    try:
+        config = scheme.to_config()
+    except (TypeError, ValueError) as e:
+        raise PolicyError(f"cannot write this scheme to a file: {e}", "scheme") from None
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(scheme)
+        if f.default is not dataclasses.MISSING
+    }
+    for key in list(config):
+        if key != "name" and key in defaults:
+            d = defaults[key]
+            d = list(d) if isinstance(d, tuple) else d
+            if type(d) is type(config[key]) and d == config[key]:
+                del config[key]
+    return config["name"] if len(config) == 1 else config
+
+
+_MATCH_KEYS = ("module", "name", "param", "ndim", "shape", "block")
+
+
+# -- ParamInfo and Rule ------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ParamInfo:
+    """What a rule can see of one parameter.
+
+    Attributes:
+        qualname: the parameter's qualified name (``"encoder.layers.0.self_attn.in_proj_weight"``).
+        module_name: the owning module's qualified name (``""`` for the root module).
+        param_name: the name inside its module (``"in_proj_weight"``).
+        module_type: the owning module's class.
+        shape: the parameter's (logical) shape.
+        block_names: the blocks of a packed parameter, from ``compute_fans`` (``("q","k","v")``).
+    """
+
+    qualname: str
+    module_name: str
+    param_name: str
+    module_type: type
+    shape: tuple[int, ...]
+    block_names: tuple[str, ...] = ()
+
+
+def _int_tuple(value: Any, what: str, allow_none: bool = False) -> tuple[Any, ...]:
+    single = isinstance(value, int) and not isinstance(value, bool) and not allow_none
+    items = (value,) if single else value
+    if not isinstance(items, (list, tuple)):
+        raise PolicyError(f"expected {what}, got {value!r}")
+    out: list[Any] = []
+    for v in items:
+        if allow_none and (v is None or v == "*"):
+            out.append(None)
+        elif isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            out.append(v)
+        else:
+            raise PolicyError(f"expected {what}, got {value!r} (bad entry {v!r})")
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """Apply ``scheme`` to the parameters that match every criterion given (see module doc).
+
+    ``scheme`` may be a Scheme, a registered name or a config mapping; ``module`` a class, a
+    string or a list of them (stored as a tuple of strings); ``ndim`` an int or a tuple of
+    ints; ``shape`` a tuple whose ``None`` (or ``"*"``) entries are wildcards. ``id`` labels the
+    rule in reports; a Policy assigns ``"rule[<index>]"`` when it is None.
+    """
+
+    scheme: Scheme
+    module: tuple[str, ...] | None = None
+    name: str | None = None
+    param: str | None = None
+    ndim: int | tuple[int, ...] | None = None
+    shape: tuple[int | None, ...] | None = None
+    block: str | None = None
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)
+        with at("scheme"):
+            set_("scheme", as_scheme(self.scheme))
+        if self.module is not None:
+            with at("module"):
+                set_("module", _module_spec(self.module))
+        for key in ("name", "param"):
+            if getattr(self, key) is not None:
+                with at(key):
+                    compile_pattern(getattr(self, key))
+        if self.ndim is not None:
+            with at("ndim"):
+                nd = _int_tuple(self.ndim, "an int or list of ints")
+            set_("ndim", nd if isinstance(self.ndim, (list, tuple)) else self.ndim)
+        if self.shape is not None:
+            with at("shape"):
+                set_("shape", _int_tuple(self.shape, "a list of ints (null or '*': any)", True))
+        for key in ("block", "id"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, str) or not v):
+                raise PolicyError(f"expected a non-empty string, got {v!r}", key)
+
+    def matches(self, info: ParamInfo) -> bool:
+        """Whether every criterion holds; a block rule also needs the parameter to have its block.
+
+        ``block`` is otherwise ignored: which blocks a rule fills is :meth:`Policy.resolve`'s job.
+        """
+        if self.block is not None and self.block not in info.block_names:
+            return False
+        if self.ndim is not None:
+            nd = (self.ndim,) if isinstance(self.ndim, int) else self.ndim
+            if len(info.shape) not in nd:
+                return False
+        if self.shape is not None and (
+            len(info.shape) != len(self.shape)
+            or any(w is not None and w != n for w, n in zip(self.shape, info.shape, strict=True))
+        ):
+            return False
+        if self.param is not None and not pattern_matches(self.param, info.param_name):
+            return False
+        if self.name is not None and not pattern_matches(self.name, info.module_name):
+            return False
+        return self.module is None or any(type_matches(m, info.module_type) for m in self.module)
+
+    def to_dict(self, omit_id: bool = False) -> dict[str, Any]:
+        """File data: ``scheme`` then the match keys that are set (tuples become lists)."""
+        out: dict[str, Any] = {"scheme": scheme_to_data(self.scheme)}
+        for key in (*_MATCH_KEYS, "id"):
+            v = getattr(self, key)
+            if v is None or (key == "id" and omit_id):
+                continue
+            out[key] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Rule:
+        """A rule from file data; errors name the key (``"ndim"``, ``"scheme.std"``)."""
+        if isinstance(data, Rule):
+            return data
+        if not isinstance(data, Mapping):
+            raise PolicyError(
+                f"a rule must be a mapping with 'scheme' and match keys, got {data!r}"
+            )
+        keys = ["scheme", "params", *_MATCH_KEYS, "id"]
+        for key in data:
+            if key not in keys:
+                raise PolicyError(
+                    f"unknown key {key!r}{did_you_mean(str(key), keys)}; a rule's keys are: "
+                    f"{', '.join(keys)}"
+                )
+        if "scheme" not in data:
+            raise PolicyError("missing key 'scheme' (the scheme to apply, e.g. scheme: zeros)")
+        scheme, params = data["scheme"], data.get("params")
+        if params is not None:
+            if not isinstance(params, Mapping):
+                raise PolicyError(
+                    f"expected a mapping of scheme parameters, got {params!r}", "params"
+                )
+            scheme = {"name": scheme} if isinstance(scheme, str) else scheme
+            if not isinstance(scheme, Mapping):
+                raise PolicyError("`params` needs `scheme` to be a name or a mapping", "params")
+            if set(scheme) & set(params):
+                twice = ", ".join(sorted(set(scheme) & set(params)))
+                raise PolicyError(f"{twice} given both in scheme and in params", "params")
+            scheme = {**scheme, **params}
+        try:
+            return cls(scheme, **{k: data[k] for k in (*_MATCH_KEYS, "id") if k in data})
+        except PolicyError as e:  # a bad parameter given under params: point there
+            key = (e.path or "").removeprefix("scheme.")
+            if params and e.path and e.path.startswith("scheme.") and key in params:
+                raise PolicyError(e.message, f"params.{key}") from None
+            raise

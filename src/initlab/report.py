@@ -1,0 +1,196 @@
+"""The init report: one row per parameter, rendered as a terminal table, Markdown or JSON.
+
+A row says which rule set the parameter, with which scheme and resolved parameters, its fans
+and blocks, the std the scheme targets, the std achieved after init, and the key of its random
+stream, so any single parameter can be regenerated from the report alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from .fans import Fans
+from .schemes import Scheme
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from .policy import Policy
+
+#: planned: will be written; initialized: was written; unmatched: no rule, left as it was;
+#: excluded: skipped on request.
+STATUSES = ("planned", "initialized", "unmatched", "excluded")
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamRow:
+    """What happens (or happened) to one parameter."""
+
+    qualname: str
+    module_name: str
+    param_name: str
+    module_type: str
+    shape: tuple[int, ...]
+    dtype: str
+    device: str
+    status: str = "planned"
+    rule_id: str | None = None
+    scheme: Scheme | None = None
+    block_overrides: tuple[tuple[str, str, Scheme], ...] = ()
+    fans: Fans | None = None
+    aliases: tuple[str, ...] = ()
+    seed: int | None = None
+    target_std: float | None = None
+    achieved_std: float | None = None
+
+    @property
+    def stream_name(self) -> str:
+        """The name the parameter's random stream is keyed by (its qualified name)."""
+        return self.qualname
+
+    def to_dict(self) -> dict[str, Any]:
+        fans = self.fans
+        return {
+            "name": self.qualname,
+            "module": self.module_name,
+            "param": self.param_name,
+            "module_type": self.module_type,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "device": self.device,
+            "status": self.status,
+            "rule": self.rule_id,
+            "scheme": None if self.scheme is None else self.scheme.to_config(),
+            "block_overrides": [
+                {"block": b, "rule": r, "scheme": s.to_config()} for b, r, s in self.block_overrides
+            ],
+            "fan_in": None if fans is None else fans.fan_in,
+            "fan_out": None if fans is None else fans.fan_out,
+            "fans_rule": None if fans is None else fans.rule,
+            "blocks": [] if fans is None else [b.name for b in fans.blocks],
+            "aliases": list(self.aliases),
+            "seed": self.seed,
+            "stream": self.stream_name,
+            "target_std": _num(self.target_std),
+            "achieved_std": _num(self.achieved_std),
+        }
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+@dataclasses.dataclass
+class InitReport:
+    """Rows for every parameter of a model, in ``named_parameters`` order (tied ones once)."""
+
+    rows: list[ParamRow]
+    seed: int | None
+    policy: Policy | None = None
+    rng: str = "keyed"
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, qualname: str) -> ParamRow:
+        for r in self.rows:
+            if r.qualname == qualname or qualname in r.aliases:
+                return r
+        raise KeyError(f"no parameter {qualname!r} in this report")
+
+    @property
+    def unmatched(self) -> list[str]:
+        return [r.qualname for r in self.rows if r.status == "unmatched"]
+
+    @property
+    def excluded(self) -> list[str]:
+        return [r.qualname for r in self.rows if r.status == "excluded"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "rng": self.rng,
+            "policy": None if self.policy is None else self.policy.to_dict(),
+            "parameters": [r.to_dict() for r in self.rows],
+            "unmatched": self.unmatched,
+            "excluded": self.excluded,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def _cells(self, r: ParamRow) -> list[str]:
+        scheme = "-" if r.scheme is None else _scheme_text(r.scheme)
+        if r.block_overrides:
+            scheme += "; " + "; ".join(f"[{b}] {_scheme_text(s)}" for b, _, s in r.block_overrides)
+        fans = "-" if r.fans is None else f"{r.fans.fan_in}/{r.fans.fan_out}"
+        blocks = (
+            "-" if r.fans is None or not r.fans.blocks else ",".join(b.name for b in r.fans.blocks)
+        )
+        name = r.qualname + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
+        return [
+            name, "x".join(map(str, r.shape)) or "scalar", r.status, r.rule_id or "-", scheme,
+            fans, blocks, _fmt(r.target_std), _fmt(r.achieved_std),
+        ]  # fmt: skip
+
+    HEADERS = ("parameter", "shape", "status", "rule", "scheme", "fan in/out", "blocks",
+               "target std", "achieved std")  # fmt: skip
+
+    def table(self, title: str | None = None) -> Table:
+        from rich.table import Table
+
+        pol = self.policy.name if self.policy is not None and self.policy.name else "policy"
+        t = Table(title=title or f"init report: {pol}, seed {self.seed}")
+        longest = max((len(self._cells(r)[0]) for r in self.rows), default=10)
+        for h in self.HEADERS:
+            if h == "parameter":  # names stay whole: they are what people search for
+                t.add_column(h, no_wrap=True, min_width=min(longest, 80))
+            else:
+                t.add_column(h, overflow="fold")
+        for r in self.rows:
+            style = {"unmatched": "yellow", "excluded": "dim"}.get(r.status)
+            t.add_row(*self._cells(r), style=style)
+        return t
+
+    def __rich__(self) -> Table:
+        return self.table()
+
+    def to_markdown(self) -> str:
+        lines = ["| " + " | ".join(self.HEADERS) + " |", "|" + "---|" * len(self.HEADERS)]
+        for r in self.rows:
+            cells = [c.replace("|", "\\|") for c in self._cells(r)]
+            lines.append("| " + " | ".join(cells) + " |")
+        if self.unmatched:
+            lines.append("")
+            lines.append(f"Unmatched (left as they were): {', '.join(self.unmatched)}")
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        from rich.console import Console
+
+        console = Console(width=200, record=True, file=_NullFile())
+        console.print(self.table())
+        return console.export_text()
+
+
+class _NullFile:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+def _scheme_text(s: Scheme) -> str:
+    params = ", ".join(f"{k}={v!r}" for k, v in s.params().items())
+    return f"{s.name}({params})"

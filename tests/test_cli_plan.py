@@ -1,0 +1,81 @@
+"""``initlab plan`` / ``initlab init``."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from click.testing import CliRunner
+
+from initlab.cli import main
+
+FACTORY = """
+from torch import nn
+def small():
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+def lazy():
+    return nn.Sequential(nn.LazyLinear(3))
+def not_a_model():
+    return 3
+"""
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_plan_and_init_from_file_factory(tmp_path):
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    res = run("plan", f"{f}:small", "--policy", "kaiming", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert [p["name"] for p in data["parameters"]] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert all(p["status"] == "planned" for p in data["parameters"])
+    out = tmp_path / "state.pt"
+    res = run("init", f"{f}:small", "--policy", "xavier", "--seed", "3", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    sd = torch.load(out)
+    assert (sd["0.bias"] == 0).all() and sd["0.weight"].shape == (8, 4)
+    res2 = run("init", f"{f}:small", "--policy", "xavier", "--seed", "3", "--out", str(out) + "2")
+    assert res2.exit_code == 0
+    assert torch.equal(torch.load(str(out) + "2")["0.weight"], sd["0.weight"])
+
+
+def test_one_clear_line_errors(tmp_path):
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    cases = [
+        ((f"{f}:nope", "--policy", "kaiming"), "has no attribute 'nope'"),
+        ((f"{tmp_path}/missing.py:small", "--policy", "kaiming"), "does not exist"),
+        (("no_such_pkg_xyz:build", "--policy", "kaiming"), "cannot import module"),
+        ((f"{f}:not_a_model", "--policy", "kaiming"), "not an nn.Module"),
+        ((f"{f}:small", "--policy", "kaimin"), "did you mean 'kaiming'"),
+        ((f"{f}:lazy", "--policy", "kaiming"), "forward pass"),
+    ]
+    for args, msg in cases:
+        res = run("plan", *args)
+        assert res.exit_code == 1, (args, res.output)
+        assert msg in res.output, (args, res.output)
+        assert res.output.strip().count("\n") == 0, res.output  # one line
+
+
+def test_bad_policy_file_and_strict(tmp_path):
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    bad = tmp_path / "p.yaml"
+    bad.write_text("rules:\n  - scheme: kaiming_normal\n    modul: Linear\n")
+    res = run("plan", f"{f}:small", "--policy", str(bad))
+    assert res.exit_code == 1 and "rules[0]" in res.output and "module" in res.output
+    broken = tmp_path / "q.json"
+    broken.write_text("{ not json")
+    res = run("plan", f"{f}:small", "--policy", str(broken))
+    assert res.exit_code == 1 and "q.json" in res.output
+    only_w = tmp_path / "w.yaml"
+    only_w.write_text("rules:\n  - param: weight\n    scheme: xavier_uniform\n")
+    res = run(
+        "init", f"{f}:small", "--policy", str(only_w), "--strict", "--out", str(tmp_path / "x.pt")
+    )
+    assert res.exit_code == 1 and "0.bias, 2.bias" in res.output
+    assert res.output.strip().count("\n") == 0
+    assert not (tmp_path / "x.pt").exists()

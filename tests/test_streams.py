@@ -1,0 +1,379 @@
+"""Keyed counter-based streams: determinism, position independence, statistics, integration."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import initlab
+from initlab.rng import RandomSource
+from initlab.streams import CH, KeyedStream, derive_key, get_num_threads, set_num_threads
+
+FILLS = {
+    "uniform": lambda s, t: s.uniform_(t, -1.5, 2.5),
+    "normal": lambda s, t: s.normal_(t, 0.25, 2.0),
+    "std_normal": lambda s, t: s.normal_(t, 0.0, 1.0),
+    "trunc": lambda s, t: s.trunc_normal_(t, -2.0, 2.0),
+    "trunc_tail": lambda s, t: s.trunc_normal_(t, 3.0, 4.0),
+}
+
+
+def full(
+    method: str, shape: tuple[int, ...], dtype=torch.float32, seed=0, name="p"
+) -> torch.Tensor:
+    t = torch.empty(shape, dtype=dtype)
+    FILLS[method](KeyedStream(seed, name), t)
+    return t
+
+
+def windowed(method, shape, index, dtype=torch.float32, out_shape=None, seed=0, name="p"):
+    s = KeyedStream(seed, name)
+    probe = torch.empty(shape, device="meta")[index]
+    t = torch.empty(probe.shape if out_shape is None else out_shape, dtype=dtype)
+    with s.window(shape, index):
+        FILLS[method](s, t)
+    return t
+
+
+# -- keys and determinism ----------------------------------------------------------------
+def test_derive_key_is_pinned():
+    assert derive_key(0, "w") == 0xA3D0127AB1391CE71F7F8486CFD5F5F2
+    assert derive_key(1, "layer.weight") == 0xA2AF8DA33D2C60498AA6A098B7D8BEF2
+    assert derive_key(np.int64(1), "layer.weight") == derive_key(1, "layer.weight")
+    # the encoding is unambiguous: (1, "2x") and (12, "x") do not collide
+    assert derive_key(1, "2x") != derive_key(12, "x")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.0, True, "0", None])
+def test_derive_key_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError):
+        derive_key(seed, "w")
+
+
+def test_derive_key_rejects_non_str_name():
+    with pytest.raises(TypeError):
+        derive_key(0, 3)  # type: ignore[arg-type]
+
+
+def test_pinned_values():
+    s = KeyedStream(0, "w")
+    t = torch.empty(4)
+    s.uniform_(t, 0.0, 1.0)  # integer bits only: identical on every machine
+    assert t.tolist() == [k * 2.0**-24 for k in (9405466, 10548571, 2268586, 2148349)]
+    s.normal_(t, 0.0, 1.0)  # transcendentals: equal up to ulps across CPUs
+    expect = [1.6742208003997803, -1.1558985710144043, -0.6572929620742798, -0.05879489704966545]
+    assert t.tolist() == pytest.approx(expect, rel=1e-5, abs=1e-6)
+    d = torch.empty(2, dtype=torch.float64)
+    KeyedStream(0, "w").uniform_(d, 0.0, 1.0)
+    assert d.tolist() == [0.6287438444701511, 0.128051615351629]
+    assert KeyedStream(0, "w").randperm(8).tolist() == [4, 1, 2, 7, 3, 0, 5, 6]
+
+
+@pytest.mark.parametrize("method", list(FILLS))
+def test_same_key_same_values_other_key_other_values(method):
+    a = full(method, (33, 70))
+    assert torch.equal(a, full(method, (33, 70)))
+    assert not torch.equal(a, full(method, (33, 70), seed=1))
+    assert not torch.equal(a, full(method, (33, 70), name="q"))
+
+
+def test_successive_draws_differ_and_replay():
+    s = KeyedStream(3, "blk")
+    a, b = torch.empty(100), torch.empty(100)
+    s.normal_(a, 0, 1)
+    s.normal_(b, 0, 1)
+    assert s.draw == 2 and not torch.equal(a, b)
+    r = KeyedStream(3, "blk")
+    r.draw = 1  # replay the second call alone
+    c = torch.empty(100)
+    r.normal_(c, 0, 1)
+    assert torch.equal(b, c)
+
+
+def test_every_call_consumes_one_draw():
+    s = KeyedStream(0, "x")
+    s.uniform_(torch.empty(3), 0, 1)
+    s.normal_(torch.empty(0), 0, 1)
+    s.trunc_normal_(torch.empty(5, device="meta"), -2, 2)
+    s.randperm(4)
+    assert s.draw == 4
+
+
+def test_from_key_and_fork():
+    a = KeyedStream(5, "m.w")
+    b = KeyedStream.from_key(a.key)
+    assert b.seed is None and b.name is None
+    assert torch.equal(
+        full("normal", (10,), seed=5, name="m.w"), FILLS["normal"](b, torch.empty(10))
+    )
+    f1 = a.fork("qr")
+    a.normal_(torch.empty(3), 0, 1)  # a fork does not depend on when it is taken
+    f2 = a.fork("qr")
+    assert f1.key == f2.key != a.key != a.fork("other").key
+    x, y = torch.empty(50), torch.empty(50)
+    f1.uniform_(x, 0, 1)
+    KeyedStream.from_key(a.key).uniform_(y, 0, 1)
+    assert not torch.equal(x, y)
+    with pytest.raises(ValueError):
+        KeyedStream.from_key(2**128)
+
+
+# -- position independence ---------------------------------------------------------------
+SLICES = [
+    ((40, 3000), (slice(5, 17),)),  # dim 0
+    ((40, 3000), (slice(None), slice(1000, 2500))),  # dim 1: every row crosses a chunk
+    ((6, 50, 700), (slice(2, 4), slice(10, 40), slice(100, 600))),  # 3-D middle
+    ((200_000,), (slice(CH - 7, CH + 9),)),  # small window straddling a chunk boundary
+    ((200_000,), (slice(2 * CH - 100, 3 * CH + 100),)),  # whole chunk inside the window
+    ((300, 300), (slice(3, 5), slice(7, 12))),  # tiny window inside one chunk
+    ((300, 700), (7, slice(None))),  # an int index: a length-1 dimension
+]
+
+
+@pytest.mark.parametrize("method", ["uniform", "normal", "trunc", "trunc_tail"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize(("shape", "index"), SLICES)
+def test_slice_equals_full(method, dtype, shape, index):
+    ref = full(method, shape, dtype)[index]
+    got = windowed(method, shape, index, dtype)
+    assert got.shape == ref.shape and torch.equal(got, ref)
+
+
+def test_window_int_index_keeps_or_drops_dim():
+    ref = full("normal", (30, 40))
+    assert torch.equal(
+        windowed("normal", (30, 40), (4, slice(3, 9)), out_shape=(1, 6)), ref[4:5, 3:9]
+    )
+    assert torch.equal(windowed("normal", (30, 40), (-1,), out_shape=(40,)), ref[-1])
+
+
+def test_window_errors():
+    s = KeyedStream(0, "w")
+    with pytest.raises(ValueError), s.window((10, 10), (slice(0, 10, 2),)):
+        pass
+    with pytest.raises(IndexError), s.window((10, 10), (10,)):
+        pass
+    with s.window((10, 10), (slice(2, 4),)):
+        with pytest.raises(ValueError):
+            s.uniform_(torch.empty(3, 10), 0, 1)
+        with pytest.raises(RuntimeError), s.window((10,), ()):
+            pass
+    assert s.draw == 0  # rejected calls consume nothing
+
+
+@st.composite
+def shape_and_window(draw):
+    ndim = draw(st.integers(1, 3))
+    cap = {1: 150_000, 2: 450, 3: 60}[ndim]
+    shape = tuple(draw(st.integers(1, cap)) for _ in range(ndim))
+    index = []
+    for size in shape:
+        if draw(st.booleans()) and draw(st.integers(0, 4)) == 0:
+            index.append(draw(st.integers(-size, size - 1)))
+        else:
+            start = draw(st.integers(0, size - 1))
+            index.append(slice(start, draw(st.integers(start + 1, size))))
+    return shape, tuple(index)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sw=shape_and_window(),
+    method=st.sampled_from(["uniform", "normal", "trunc"]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_random_windows_equal_full(sw, method, dtype):
+    shape, index = sw
+    assert torch.equal(windowed(method, shape, index, dtype), full(method, shape, dtype)[index])
+
+
+def test_non_contiguous_target_gets_row_major_values():
+    t = torch.empty(70, 90).t()  # shape (90, 70), column-major storage
+    KeyedStream(0, "p").normal_(t, 0.25, 2.0)
+    assert torch.equal(t, full("normal", (90, 70)))
+
+
+# -- threads and global state ------------------------------------------------------------
+@pytest.mark.parametrize("method", ["uniform", "normal", "trunc"])
+def test_independent_of_thread_counts(method):
+    shape = (5, 100_001)
+    old, old_torch = get_num_threads(), torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            set_num_threads(n)
+            results.append(full(method, shape))
+        set_num_threads(2)
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results.append(full(method, shape))
+    finally:
+        set_num_threads(old)
+        torch.set_num_threads(old_torch)
+    assert all(torch.equal(results[0], r) for r in results[1:])
+
+
+def test_set_num_threads_validates():
+    with pytest.raises(ValueError):
+        set_num_threads(0)
+
+
+def test_global_rngs_untouched():
+    torch.manual_seed(1)
+    np.random.seed(2)
+    t_state, n_state = torch.get_rng_state(), np.random.get_state()
+    s = KeyedStream(0, "w")
+    for method in FILLS:
+        FILLS[method](s, torch.empty(1000, 300))
+    s.randperm(100)
+    assert torch.equal(torch.get_rng_state(), t_state)
+    n_now = np.random.get_state()
+    assert n_now[0] == n_state[0] and np.array_equal(n_now[1], n_state[1])
+    assert n_now[2:] == n_state[2:]
+
+
+# -- statistics (n = 4M; tolerances are about 5 standard errors) --------------------------
+N = 1 << 22
+
+
+def _moments(x: torch.Tensor) -> tuple[float, float, float]:
+    x = x.double()
+    m = x.mean().item()
+    c = x - m
+    v = (c * c).mean().item()
+    return m, v, ((c * c) ** 2).mean().item() / v**2
+
+
+def test_uniform_statistics():
+    x = torch.empty(N)
+    KeyedStream(1, "u").uniform_(x, -1.0, 3.0)
+    m, v, _ = _moments(x)
+    assert x.min() >= -1.0 and x.max() <= 3.0
+    assert abs(m - 1.0) < 5 * 2 / math.sqrt(3 * N)  # sd of U(-1, 3) is 4/sqrt(12)
+    assert abs(v - 4 / 3) < 5 * (4 / 3) * math.sqrt(0.8 / N)
+    hist = torch.histc(x, bins=16, min=-1.0, max=3.0) / N  # equal mass per bin
+    assert (hist - 1 / 16).abs().max() < 5 * math.sqrt(1 / 16 / N)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normal_statistics(dtype):
+    x = torch.empty(N, dtype=dtype)
+    KeyedStream(1, "n").normal_(x, 0.5, 2.0)
+    m, v, k = _moments(x)
+    assert abs(m - 0.5) < 5 * 2 / math.sqrt(N)
+    assert abs(v - 4.0) < 5 * 4 * math.sqrt(2 / N)
+    assert abs(k - 3.0) < 5 * math.sqrt(24 / N)
+    z = (x.double() - 0.5) / 2
+    assert abs((z > 1.0).double().mean().item() - 0.158655) < 5 * math.sqrt(0.13 / N)
+    # the two Box–Muller halves of a chunk are uncorrelated
+    c = torch.corrcoef(torch.stack([z[: CH // 2], z[CH // 2 : CH]]))[0, 1].item()
+    assert abs(c) < 5 / math.sqrt(CH / 2)
+
+
+def _trunc_moments(a: float, b: float) -> tuple[float, float]:
+    pdf = lambda x: 0.0 if math.isinf(x) else math.exp(-x * x / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    xpdf = lambda x: 0.0 if math.isinf(x) else x * pdf(x)  # noqa: E731
+    z = 0.5 * (math.erfc(a / math.sqrt(2)) - math.erfc(b / math.sqrt(2)))
+    mean = (pdf(a) - pdf(b)) / z
+    return mean, 1 + (xpdf(a) - xpdf(b)) / z - mean**2
+
+
+@pytest.mark.parametrize(("a", "b"), [(-2.0, 2.0), (0.0, math.inf), (3.0, 4.0), (-4.0, -3.0)])
+def test_trunc_normal_statistics(a, b):
+    x = torch.empty(N, dtype=torch.float64)
+    KeyedStream(2, "t").trunc_normal_(x, a, b)
+    assert x.min() >= a and x.max() <= b
+    m, v, _ = _moments(x)
+    em, ev = _trunc_moments(a, b)
+    assert abs(m - em) < 5 * math.sqrt(ev / N)
+    assert abs(v / ev - 1) < 5 * math.sqrt(4 / N)  # kurtosis of these laws is < 5
+
+
+def test_trunc_normal_narrow_far_interval_and_limits():
+    x = torch.empty(10_000, dtype=torch.float64)
+    KeyedStream(0, "t").trunc_normal_(x, 5.0, 5.0001)
+    assert x.min() >= 5.0 and x.max() <= 5.0001 and x.std() > 2e-5  # spread over the interval
+    with pytest.raises(ValueError):
+        KeyedStream(0, "t").trunc_normal_(x, 40.0, 41.0)
+    with pytest.raises(ValueError):
+        KeyedStream(0, "t").trunc_normal_(x, 1.0, 1.0)
+
+
+# -- dtypes and devices ------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("method", ["uniform", "normal"])
+def test_half_precision_gets_rounded_float32_values(dtype, method):
+    assert torch.equal(full(method, (100, 1000), dtype), full(method, (100, 1000)).to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_bounds_hold_after_rounding(dtype):
+    x = torch.empty(1 << 18, dtype=dtype)
+    KeyedStream(0, "b").trunc_normal_(x, -0.3, 0.7)
+    assert x.double().min() >= -0.3 and x.double().max() <= 0.7
+    KeyedStream(0, "b").uniform_(x, -0.3, 0.7)  # uniform: within the bounds rounded to dtype
+    lo, hi = torch.tensor([-0.3, 0.7], dtype=dtype).tolist()
+    assert x.min().item() >= lo and x.max().item() <= hi
+
+
+def test_float64_uses_53_bit_values():
+    x = torch.empty(1 << 16, dtype=torch.float64)
+    KeyedStream(0, "d").uniform_(x, 0.0, 1.0)
+    assert (x * 2.0**24 != torch.floor(x * 2.0**24)).any()  # finer than float32's 2^-24 grid
+
+
+def test_dtype_and_device_handling():
+    with pytest.raises(TypeError):
+        KeyedStream(0, "w").normal_(torch.empty(3, dtype=torch.int64), 0, 1)
+    m = torch.empty(4, 5, device="meta")
+    assert KeyedStream(0, "w").uniform_(m, 0, 1) is m
+    p = torch.nn.Parameter(torch.empty(8, 9))
+    KeyedStream(0, "p").normal_(p, 0.25, 2.0)  # writes into a parameter that requires grad
+    assert torch.equal(p.detach(), full("normal", (8, 9)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_target_matches_cpu():
+    t = torch.empty(300, 700, device="cuda")
+    FILLS["normal"](KeyedStream(0, "p"), t)
+    assert torch.equal(t.cpu(), full("normal", (300, 700)))
+
+
+def test_randperm_is_a_deterministic_permutation():
+    p = KeyedStream(9, "perm").randperm(1000)
+    assert p.dtype == torch.int64 and sorted(p.tolist()) == list(range(1000))
+    assert torch.equal(p, KeyedStream(9, "perm").randperm(1000))
+    assert KeyedStream(9, "perm").randperm(0).numel() == 0
+
+
+# -- schemes draw from any RandomSource --------------------------------------------------
+def test_is_a_random_source():
+    assert isinstance(KeyedStream(0, "w"), RandomSource)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "params"),
+    [("kaiming_normal", {}), ("orthogonal", {}), ("trunc_normal", {"std": 0.02}),
+     ("sparse", {"sparsity": 0.25}), ("xavier_uniform", {}),
+     ("variance_scaling", {"distribution": "truncated_normal"})],
+)  # fmt: skip
+def test_schemes_accept_a_keyed_stream(scheme, params):
+    sch = initlab.get_scheme(scheme, **params)
+    a, b = torch.empty(64, 48), torch.empty(64, 48)
+    sch(a, None, KeyedStream(0, "layer.weight"))
+    sch(b, None, KeyedStream(0, "layer.weight"))
+    assert torch.equal(a, b) and a.abs().sum() > 0
+    c = torch.empty(64, 48)
+    sch(c, None, KeyedStream(1, "layer.weight"))
+    assert not torch.equal(a, c)
+    if scheme == "orthogonal":
+        torch.testing.assert_close(a.T @ a, torch.eye(48), atol=1e-5, rtol=0)
+    if scheme == "sparse":
+        assert ((a == 0).sum(0) == 16).all()
+    if scheme == "kaiming_normal":
+        assert abs(a.std().item() - math.sqrt(2 / 48)) < 0.01
