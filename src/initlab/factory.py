@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -52,9 +53,24 @@ def load_factory(spec: str) -> Callable[..., Any]:
     return obj
 
 
-def build_model(spec: str, **kwargs: Any) -> nn.Module:
-    """Call the factory named by ``spec`` and check that it returns an ``nn.Module``."""
+def build_model(spec: str, **offered: Any) -> nn.Module:
+    """Call the factory named by ``spec`` and check that it returns an ``nn.Module``.
+
+    ``offered`` keyword arguments (e.g. ``input_shape``, ``num_classes``) are passed only when
+    the factory's signature accepts them, so a factory may take all, some or none of them.
+    """
     factory = load_factory(spec)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = None
+    if params is None:
+        kwargs: dict[str, Any] = {}
+    elif any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = dict(offered)
+    else:
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        kwargs = {k: v for k, v in offered.items() if k in params and params[k].kind in named}
     try:
         model = factory(**kwargs)
     except Exception as e:

@@ -47,7 +47,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..factory import FactoryError, load_factory
+from ..factory import build_model as build_user_model
 from .specs import SpecError, parse_spec
 
 __all__ = [
@@ -343,31 +343,7 @@ def _options_of(factory: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _user_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    factory = load_factory(spec)
-    offered = {"input_shape": tuple(input_shape), "num_classes": num_classes}
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        params = None
-    if params is None:
-        kwargs: dict[str, Any] = {}
-    elif any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = offered
-    else:
-        kwargs = {
-            k: v
-            for k, v in offered.items()
-            if k in params
-            and params[k].kind
-            in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        }
-    try:
-        model = factory(**kwargs)
-    except Exception as e:
-        raise FactoryError(f"calling {spec!r} failed: {type(e).__name__}: {e}") from e
-    if not isinstance(model, nn.Module):
-        raise FactoryError(f"{spec!r} returned {type(model).__name__}, not an nn.Module")
-    return model
+    return build_user_model(spec, input_shape=tuple(input_shape), num_classes=num_classes)
 
 
 def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:

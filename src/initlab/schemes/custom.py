@@ -9,7 +9,6 @@ tensor, which keeps its dtype, device and identity.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -32,20 +31,11 @@ def _qualified_name(fn: Callable[..., Any]) -> str | None:
 
 
 def _import_fn(path: str) -> Callable[..., Any]:
-    mod_name, _, qual = path.partition(":")
-    if not qual:
+    from ..factory import load_factory  # FactoryError is a ValueError naming what failed
+
+    if ":" not in path:
         raise ValueError(f"custom: fn must be given as 'package.module:function', got {path!r}")
-    try:
-        obj: Any = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise ValueError(f"custom: cannot import module {mod_name!r} for fn {path!r}: {e}") from e
-    for part in qual.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"custom: module {mod_name!r} has no attribute {qual!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ValueError(f"custom: {path!r} is not callable")
-    return obj
+    return load_factory(path)
 
 
 @register_scheme
