@@ -6,10 +6,13 @@
 * ``initlab.get_scheme``: every scheme as a small serialisable object.
 * ``initlab.Policy`` / ``Rule`` / presets, ``initlab.initialize`` / ``plan``: declarative init
   with a report, values keyed by (seed, parameter name).
+* ``initlab.diagnose`` / ``compare_schemes`` / ``lsuv_``: measure signal propagation at init,
+  and data-dependent LSUV init (package :mod:`initlab.diagnostics`).
 """
 
 from . import init
 from .apply import as_apply_fn, initialize, regenerate
+from .diagnostics import Diagnosis, LSUVReport, SchemeComparison, compare_schemes, diagnose, lsuv_
 from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
 from .gain import calculate_gain, gain
 from .plan import UnmatchedParametersError, plan
@@ -40,9 +43,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Block",
+    "Diagnosis",
     "Fans",
     "InitReport",
     "KeyedStream",
+    "LSUVReport",
     "ParamInfo",
     "ParamRow",
     "Policy",
@@ -50,14 +55,17 @@ __all__ = [
     "RandomSource",
     "Rule",
     "Scheme",
+    "SchemeComparison",
     "TorchSource",
     "UnmatchedParametersError",
     "__version__",
     "aliases",
     "as_apply_fn",
     "calculate_gain",
+    "compare_schemes",
     "compute_fans",
     "derive_key",
+    "diagnose",
     "fans_from_axes",
     "fans_from_shape",
     "fixup_scale",
@@ -69,6 +77,7 @@ __all__ = [
     "list_presets",
     "list_schemes",
     "load_policy",
+    "lsuv_",
     "plan",
     "regenerate",
     "register_scheme",

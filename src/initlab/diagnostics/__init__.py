@@ -1,0 +1,48 @@
+"""Measure an initialisation: per-layer signal propagation, scheme comparison, LSUV.
+
+* :func:`diagnose`: forward and backward one batch, one record per layer call (activation and
+  gradient statistics, dead/saturated units, singular values), vanishing/exploding flags.
+* :func:`compare_schemes`: the same diagnosis for several schemes on copies of one model.
+* :func:`plot_propagation`, :func:`plot_histograms`: figures of a comparison (matplotlib).
+* :func:`lsuv_`: layer-sequential unit-variance init (Mishkin & Matas 2016).
+
+The plotting functions import matplotlib only when called (it is an optional dependency).
+"""
+
+from .compare import SchemeComparison, apply_scheme_, compare_schemes
+from .hooks import ACTIVATIONS, RELU_FAMILY, SATURATING, default_loss, diagnose, preserved_state
+from .lsuv import LSUV_PAPER, LSUV_PYTORCH, LSUVLayer, LSUVReport, lsuv_
+from .plots import plot_histograms, plot_propagation
+from .records import (
+    Diagnosis,
+    Histogram,
+    LayerRecord,
+    SingularValues,
+    Thresholds,
+    WeightStats,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "LSUV_PAPER",
+    "LSUV_PYTORCH",
+    "RELU_FAMILY",
+    "SATURATING",
+    "Diagnosis",
+    "Histogram",
+    "LSUVLayer",
+    "LSUVReport",
+    "LayerRecord",
+    "SchemeComparison",
+    "SingularValues",
+    "Thresholds",
+    "WeightStats",
+    "apply_scheme_",
+    "compare_schemes",
+    "default_loss",
+    "diagnose",
+    "lsuv_",
+    "plot_histograms",
+    "plot_propagation",
+    "preserved_state",
+]

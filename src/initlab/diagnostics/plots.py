@@ -1,0 +1,149 @@
+"""Figures of signal propagation (matplotlib, Agg canvas; nothing is ever shown).
+
+* :func:`plot_propagation`: activation std and back-propagated gradient std versus depth, one
+  line per scheme, log y axis (He et al. 2015, Fig. 2-3 style).
+* :func:`plot_histograms`: per-layer histograms of activation values (or of back-propagated
+  gradients), one row per scheme, layers overlaid (Glorot & Bengio 2010, Fig. 6-7 style).
+
+Both accept a :class:`~initlab.diagnostics.compare.SchemeComparison`, a single
+:class:`~initlab.diagnostics.records.Diagnosis`, or a mapping label -> Diagnosis, and return the
+path written. Figures are built with ``matplotlib.figure.Figure`` and an Agg canvas, so
+pyplot's global state and the interactive backend are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .compare import SchemeComparison
+from .records import Diagnosis, LayerRecord
+
+
+def _diagnoses(obj: SchemeComparison | Diagnosis | Mapping[str, Diagnosis]) -> dict[str, Diagnosis]:
+    if isinstance(obj, SchemeComparison):
+        return dict(obj.diagnoses)
+    if isinstance(obj, Diagnosis):
+        return {"model": obj}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"expected a SchemeComparison, a Diagnosis or a mapping, got {type(obj)}")
+
+
+def _figure(nrows: int, ncols: int, size: tuple[float, float]) -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    return path
+
+
+def plot_propagation(
+    comparison: SchemeComparison | Diagnosis | Mapping[str, Diagnosis],
+    path: str | Path,
+    *,
+    layers: str = "weights",
+    title: str | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Two panels, std of layer outputs and of dL/d outputs versus depth, log y, one line per
+    scheme. ``layers="weights"`` plots the weight layers (pre-activations), ``"all"`` every
+    recorded call. Returns ``path``."""
+    diags = _diagnoses(comparison)
+    fig, axes = _figure(1, 2, (11, 4.2))
+    panels = (("output_std", "activation std (forward)"),
+              ("grad_output_std", "gradient std (backward)"))  # fmt: skip
+    for ax, (field, label) in zip(axes[0], panels, strict=True):
+        for name, d in diags.items():
+            ys = d.series(field, layers)
+            pts = [(i, y) for i, y in enumerate(ys) if y is not None and y > 0]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("depth (weight layer)" if layers == "weights" else "depth (layer call)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(title or "signal propagation")
+    return _save(fig, path, dpi)
+
+
+def _pick(d: Diagnosis, layers: Sequence[int | str] | str | None, max_layers: int) -> list:
+    if layers is None:
+        recs = [r for r in d.records if r.role == "activation"] or d.weight_records()
+    elif layers == "weights":
+        recs = d.weight_records()
+    elif layers == "activations":
+        recs = [r for r in d.records if r.role == "activation"]
+    elif layers == "all":
+        recs = list(d.records)
+    elif isinstance(layers, str):
+        raise ValueError(f"layers must be None, 'weights', 'activations', 'all' or a list, "
+                         f"got {layers!r}")  # fmt: skip
+    else:
+        by_label = {r.label: r for r in d.records}
+        recs = [d.records[x] if isinstance(x, int) else by_label[x] for x in layers]
+        return recs
+    if len(recs) > max_layers > 1:  # evenly spaced, first and last included
+        n = len(recs) - 1
+        recs = [recs[round(i * n / (max_layers - 1))] for i in range(max_layers)]
+    return recs
+
+
+def plot_histograms(
+    comparison: SchemeComparison | Diagnosis | Mapping[str, Diagnosis],
+    path: str | Path,
+    layers: Sequence[int | str] | str | None = None,
+    *,
+    quantity: str = "activation",
+    max_layers: int = 6,
+    title: str | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Normalised histograms of layer outputs (``quantity="activation"``) or of dL/d outputs
+    (``"gradient"``): one row per scheme, the selected layers overlaid (Glorot & Bengio 2010).
+
+    Args:
+        layers: None (activation modules, else weight layers), ``"weights"``,
+            ``"activations"``, ``"all"``, or a list of record indices/labels; named groups are
+            thinned to ``max_layers`` evenly spaced layers.
+        quantity: ``"activation"`` or ``"gradient"``.
+
+    The diagnoses must have been made with ``bins > 0`` (``compare_schemes`` stores 50 bins).
+    """
+    if quantity not in ("activation", "gradient"):
+        raise ValueError(f"quantity must be 'activation' or 'gradient', got {quantity!r}")
+    diags = _diagnoses(comparison)
+    attr = "histogram" if quantity == "activation" else "grad_histogram"
+    fig, axes = _figure(len(diags), 1, (8, 2.6 * len(diags) + 0.6))
+    for ax, (name, d) in zip(axes[:, 0], diags.items(), strict=True):
+        recs: list[LayerRecord] = _pick(d, layers, max_layers)
+        drawn = 0
+        for r in recs:
+            h = getattr(r, attr)
+            if h is None:
+                continue
+            counts, edges = np.asarray(h.counts, float), np.asarray(h.edges, float)
+            dens = counts / max(counts.sum(), 1.0) / np.maximum(np.diff(edges), 1e-300)
+            ax.stairs(dens, edges, label=f"{r.kind} {r.label}")
+            drawn += 1
+        if not drawn:
+            raise ValueError(f"{name}: no {quantity} histograms stored; diagnose with bins > 0")
+        ax.set_title(name, fontsize="medium")
+        ax.set_ylabel("density")
+        ax.legend(fontsize="x-small", ncol=2)
+    axes[-1][0].set_xlabel("activation value" if quantity == "activation" else "gradient value")
+    fig.suptitle(title or f"{quantity} histograms per layer")
+    return _save(fig, path, dpi)

@@ -1,0 +1,385 @@
+"""What a diagnosis records: one :class:`LayerRecord` per layer call, and the :class:`Diagnosis`.
+
+Definitions (every statistic is computed in float64 over the whole batch):
+
+* ``std`` is the population standard deviation over all elements (batch, units, positions).
+* A **unit** is a feature or channel: statistics "per unit" reduce over the batch and every
+  spatial/sequence position (see ``unit_dim`` on each record).
+* **Dead** (ReLU family): a unit whose output is never > 0 for any sample or position of the
+  batch. ``dead_fraction`` = dead units / units.
+* **Saturated** (tanh, sigmoid, hardtanh, softsign, hardsigmoid): a unit whose output lies in
+  the saturated region for at least ``saturation_fraction`` (0.99) of its values. The region
+  is ``|y| > level`` for tanh/softsign, ``y < 1 - level`` or ``y > level`` for sigmoid, and the
+  clipping bounds for hardtanh/hardsigmoid, with ``level = saturation_level`` (0.99).
+
+Vanishing / exploding flags (Glorot & Bengio 2010; He et al. 2015) look at the **weight
+layers** (records of modules owning a >= 2-D weight: Linear, Conv, attention, ...), whose
+outputs are the pre-activations:
+
+* forward ratio ``r_f = std(out of last weight layer) / std(out of first)``;
+* backward ratio ``r_b = std(dL/d out of first weight layer) / std(dL/d out of last)`` (how
+  much the back-propagated gradient grows or shrinks on its way down to the input);
+* per-layer geometric factor ``g = r ** (1 / (L - 1))`` over the ``L`` weight layers.
+
+A direction is **vanishing** if ``r < ratio_low`` (1e-2) or ``g < factor_low`` (0.5), and
+**exploding** if ``r > ratio_high`` (1e2) or ``g > factor_high`` (2). Both ratios are
+invariant to the overall scale of the loss. All thresholds are fields of :class:`Thresholds`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+DIRECTIONS = ("forward", "backward")
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Thresholds of the vanishing/exploding flags and of the saturation test (module docstring).
+
+    Attributes:
+        ratio_low, ratio_high: bounds on the last/first (forward) or first/last (backward)
+            std ratio over the weight layers.
+        factor_low, factor_high: bounds on the per-layer geometric factor of that ratio.
+        saturation_level: |tanh| above it (sigmoid outside [1 - level, level]) is saturated.
+        saturation_fraction: a unit is saturated when at least this fraction of its values
+            (over batch and positions) is in the saturated region.
+    """
+
+    ratio_low: float = 1e-2
+    ratio_high: float = 1e2
+    factor_low: float = 0.5
+    factor_high: float = 2.0
+    saturation_level: float = 0.99
+    saturation_fraction: float = 0.99
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ratio_low <= 1 <= self.ratio_high:
+            raise ValueError("thresholds need 0 < ratio_low <= 1 <= ratio_high")
+        if not 0 < self.factor_low <= 1 <= self.factor_high:
+            raise ValueError("thresholds need 0 < factor_low <= 1 <= factor_high")
+        if not 0.5 < self.saturation_level < 1 or not 0 < self.saturation_fraction <= 1:
+            raise ValueError("thresholds need 0.5 < saturation_level < 1, 0 < fraction <= 1")
+
+
+@dataclasses.dataclass
+class Histogram:
+    """Counts of values in ``len(counts)`` equal bins between ``edges[0]`` and ``edges[-1]``."""
+
+    edges: list[float]
+    counts: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edges": self.edges, "counts": self.counts}
+
+
+@dataclasses.dataclass
+class SingularValues:
+    """Largest and smallest singular value of a matrix (or of one packed block) and their ratio."""
+
+    largest: float
+    smallest: float
+    condition: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class WeightStats:
+    """One parameter of a layer: value std, gradient std, singular values (>= 2-D only).
+
+    Singular values are those of the parameter reshaped to ``[shape[0], -1]``; ``blocks`` holds
+    them per packed block (MultiheadAttention q/k/v, LSTM gates...) when the layer has blocks.
+    ``grad_std`` is the std of dL/dW over this diagnosis' batch (the sum over all calls of a
+    module called more than once); None when the parameter does not require grad or is unused.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    std: float
+    grad_std: float | None = None
+    sv: SingularValues | None = None
+    blocks: dict[str, SingularValues] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "std": self.std,
+            "grad_std": self.grad_std,
+            "sv": None if self.sv is None else self.sv.to_dict(),
+            "blocks": {k: v.to_dict() for k, v in self.blocks.items()},
+        }
+
+
+@dataclasses.dataclass
+class LayerRecord:
+    """One call of one layer, in execution order (``index``).
+
+    ``name`` is the module's qualified name (``"(root)"`` for the model itself), ``call`` the
+    call index of that module (a module called twice has records with call 0 and 1).
+    ``role`` is ``"activation"`` for activation modules, else ``"layer"``; ``has_weight`` is
+    True for modules owning a >= 2-D weight (their output is a pre-activation). Input
+    statistics are taken before the module runs (so an in-place activation's input is its
+    pre-activation). ``weights`` is filled on call 0 only. None means "not applicable" or "no
+    gradient reached this tensor".
+    """
+
+    index: int
+    name: str
+    kind: str
+    call: int = 0
+    role: str = "layer"
+    has_weight: bool = False
+    input_shape: tuple[int, ...] | None = None
+    input_mean: float | None = None
+    input_std: float | None = None
+    output_shape: tuple[int, ...] | None = None
+    output_mean: float | None = None
+    output_std: float | None = None
+    unit_dim: int | None = None
+    dead_fraction: float | None = None
+    saturated_fraction: float | None = None
+    grad_output_std: float | None = None
+    weights: dict[str, WeightStats] = dataclasses.field(default_factory=dict)
+    histogram: Histogram | None = None
+    grad_histogram: Histogram | None = None
+
+    @property
+    def label(self) -> str:
+        """``name`` plus ``#call`` for the second and later calls."""
+        return self.name if self.call == 0 else f"{self.name}#{self.call}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "weights":
+                v = {k: w.to_dict() for k, w in v.items()}
+            elif isinstance(v, Histogram):
+                v = v.to_dict()
+            elif isinstance(v, tuple):
+                v = list(v)
+            d[f.name] = v
+        return d
+
+
+def ratio_and_factor(series: list[float | None]) -> tuple[float | None, float | None]:
+    """``(last / first, (last / first) ** (1 / (n - 1)))`` of a series; None when undefined."""
+    vals = [v for v in series if v is not None]
+    if len(vals) < 2 or not math.isfinite(vals[0]) or vals[0] <= 0 or not math.isfinite(vals[-1]):
+        return None, None
+    r = vals[-1] / vals[0]
+    return r, (r ** (1.0 / (len(vals) - 1)) if r > 0 else 0.0)
+
+
+@dataclasses.dataclass
+class Diagnosis:
+    """The records of one :func:`~initlab.diagnostics.diagnose` run and the flags derived from them.
+
+    Attributes:
+        records: one :class:`LayerRecord` per layer call, in execution order.
+        loss: the loss value the gradients were taken of (None when no backward ran).
+        loss_name: which loss was used (``"custom"``, ``"cross_entropy"``, ``"mse"`` or
+            ``"half_sum_squares"``).
+        train: the mode the model ran in.
+        thresholds: the :class:`Thresholds` the flags use.
+    """
+
+    records: list[LayerRecord]
+    loss: float | None = None
+    loss_name: str = ""
+    train: bool = False
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+
+    # -- series ---------------------------------------------------------------------------
+    def weight_records(self) -> list[LayerRecord]:
+        """Records of weight layers (their outputs are the pre-activations); all if none."""
+        w = [r for r in self.records if r.has_weight]
+        return w or list(self.records)
+
+    def series(self, quantity: str = "output_std", layers: str = "weights") -> list[float | None]:
+        """A record field along depth, over ``layers`` = ``"weights"`` or ``"all"`` records."""
+        recs = self.weight_records() if layers == "weights" else self.records
+        return [getattr(r, quantity) for r in recs]
+
+    @property
+    def forward_ratio(self) -> float | None:
+        """std(output of the last weight layer) / std(output of the first)."""
+        return ratio_and_factor(self.series("output_std"))[0]
+
+    @property
+    def backward_ratio(self) -> float | None:
+        """std(dL/d output of the first weight layer) / std(dL/d output of the last)."""
+        return ratio_and_factor(self.series("grad_output_std")[::-1])[0]
+
+    def factor(self, direction: str) -> float | None:
+        """Per-layer geometric factor of the std in ``direction`` ("forward"/"backward")."""
+        s = self.series("output_std" if direction == "forward" else "grad_output_std")
+        return ratio_and_factor(s if direction == "forward" else s[::-1])[1]
+
+    def _flag(self, direction: str, low: bool) -> bool:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        t = self.thresholds
+        r = self.forward_ratio if direction == "forward" else self.backward_ratio
+        g = self.factor(direction)
+        if r is None or g is None:
+            return False
+        if low:
+            return r < t.ratio_low or g < t.factor_low
+        return r > t.ratio_high or g > t.factor_high
+
+    @property
+    def vanishing(self) -> dict[str, bool]:
+        """``{"forward": bool, "backward": bool}``: ratio < ratio_low or factor < factor_low."""
+        return {d: self._flag(d, True) for d in DIRECTIONS}
+
+    @property
+    def exploding(self) -> dict[str, bool]:
+        """``{"forward": bool, "backward": bool}``: ratio > ratio_high or factor > factor_high."""
+        return {d: self._flag(d, False) for d in DIRECTIONS}
+
+    @property
+    def dead_layers(self) -> list[str]:
+        """Labels of activation calls with at least one dead unit."""
+        return [r.label for r in self.records if r.dead_fraction]
+
+    @property
+    def saturated_layers(self) -> list[str]:
+        """Labels of activation calls with at least one saturated unit."""
+        return [r.label for r in self.records if r.saturated_fraction]
+
+    def flags(self) -> dict[str, Any]:
+        return {
+            "vanishing": self.vanishing,
+            "exploding": self.exploding,
+            "forward_ratio": self.forward_ratio,
+            "backward_ratio": self.backward_ratio,
+            "forward_factor": self.factor("forward"),
+            "backward_factor": self.factor("backward"),
+            "dead_layers": self.dead_layers,
+            "saturated_layers": self.saturated_layers,
+        }
+
+    def summary(self) -> str:
+        """One line: the flags and ratios."""
+        parts = []
+        for d in DIRECTIONS:
+            r = self.forward_ratio if d == "forward" else self.backward_ratio
+            state = "vanishing" if self.vanishing[d] else "exploding" if self.exploding[d] else "ok"
+            parts.append(f"{d}: {state} (ratio {fmt(r)}, per layer {fmt(self.factor(d))})")
+        for what, field, labels in (
+            ("dead", "dead_fraction", self.dead_layers),
+            ("saturated", "saturated_fraction", self.saturated_layers),
+        ):
+            if labels:
+                worst = max(getattr(r, field) or 0.0 for r in self.records)
+                parts.append(f"{what} units in {len(labels)} activation(s) (max {pct(worst)})")
+        return "; ".join(parts)
+
+    # -- output ---------------------------------------------------------------------------
+    HEADERS = ("#", "layer", "type", "in std", "out mean", "out std", "dead", "sat",
+               "grad std", "weight", "σ max", "σ min", "cond", "dW std")  # fmt: skip
+
+    def rows(self) -> list[list[str]]:
+        out = []
+        for r in self.records:
+            w = _main_weight(r)
+            sv = w.sv if w is not None else None
+            out.append([
+                str(r.index), r.label, r.kind, fmt(r.input_std), fmt(r.output_mean),
+                fmt(r.output_std), pct(r.dead_fraction), pct(r.saturated_fraction),
+                fmt(r.grad_output_std), w.name if w else "", fmt(sv and sv.largest),
+                fmt(sv and sv.smallest), fmt(sv and sv.condition), fmt(w and w.grad_std),
+            ])  # fmt: skip
+        return out
+
+    def table(self, title: str | None = None) -> Table:
+        """A rich Table, one row per record; the caption carries :meth:`summary`."""
+        from rich.table import Table
+
+        t = Table(title=title or f"diagnosis ({'train' if self.train else 'eval'} mode, "
+                  f"loss {self.loss_name} = {fmt(self.loss)})", caption=self.summary())  # fmt: skip
+        for h in self.HEADERS:
+            t.add_column(h, justify="left" if h in ("layer", "type", "weight") else "right")
+        for row in self.rows():
+            t.add_row(*row)
+        return t
+
+    def __rich__(self) -> Table:
+        return self.table()
+
+    def __str__(self) -> str:
+        return render(self.table())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "train": self.train,
+            "loss": self.loss,
+            "loss_name": self.loss_name,
+            "thresholds": dataclasses.asdict(self.thresholds),
+            "flags": self.flags(),
+            "records": [r.to_dict() for r in self.records],
+        }
+
+    def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str:
+        """JSON text (non-finite floats written as "inf"/"-inf"/"nan"); also written to path."""
+        return dump_json(self.to_dict(), path, indent)
+
+
+def _main_weight(r: LayerRecord) -> WeightStats | None:
+    for w in r.weights.values():
+        if len(w.shape) >= 2:
+            return w
+    return next(iter(r.weights.values()), None)
+
+
+def fmt(v: float | None) -> str:
+    """Compact number: 4 significant digits, "-" for None."""
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.4g}"
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
+
+
+def jsonable(obj: Any) -> Any:
+    """Replace non-finite floats by strings, recursively (JSON has no literal for them)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(obj)
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def dump_json(obj: Any, path: str | Path | None, indent: int | None = 2) -> str:
+    text = json.dumps(jsonable(obj), indent=indent, allow_nan=False)
+    if path is not None:
+        Path(path).write_text(text + "\n", encoding="utf-8")
+    return text
+
+
+def render(table: Any, width: int = 180) -> str:
+    """Plain text of a rich renderable (no terminal needed)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
+    console.print(table)
+    return console.export_text()
