@@ -17,6 +17,7 @@ from torch.nn.parameter import is_lazy
 
 from .fans import Fans, compute_fans
 from .policy import ParamInfo, Policy, PolicyError, load_policy
+from .policy.rules import compile_pattern, pattern_matches
 from .report import InitReport, ParamRow
 from .schemes import Scheme
 
@@ -44,13 +45,6 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix and name else prefix or name
 
 
-def _matches_any(name: str, patterns: Iterable[str]) -> bool:
-    if not patterns:
-        return False
-    probe = Policy(exclude=tuple(patterns))
-    return probe.is_excluded(name)
-
-
 def plan(
     model: nn.Module,
     policy: PolicyLike,
@@ -73,6 +67,8 @@ def plan(
     """
     pol = load_policy(policy)
     exclude = tuple(exclude)
+    for p in exclude:
+        compile_pattern(p)  # a bad pattern fails here, before anything else
     owners: dict[int, tuple[str, str, nn.Module]] = {}
     aliases: dict[int, list[str]] = {}
     order: list[int] = []
@@ -134,7 +130,7 @@ def _plan_one(
         aliases=tuple(aliases),
         seed=seed,
     )
-    if pol.is_excluded(qualname) or _matches_any(qualname, exclude):
+    if pol.is_excluded(qualname) or any(pattern_matches(p, qualname) for p in exclude):
         return dataclasses.replace(row, status="excluded")
     info = ParamInfo(
         qualname=qualname,
