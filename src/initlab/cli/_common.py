@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,3 +39,13 @@ def build_module(expr: str) -> torch.nn.Module:
             f"{expr!r} is a {type(obj).__name__}, not an nn.Module", param_hint="MODULE_EXPR"
         )
     return obj
+
+
+def default_out_dir(kind: str = "") -> Path:
+    """A new, unused folder ``./initlab-out/<timestamp>[-kind]`` (not created)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + (f"-{kind}" if kind else "")
+    base = Path("initlab-out") / stamp
+    path, i = base, 1
+    while path.exists():
+        path, i = base.with_name(f"{stamp}-{i}"), i + 1
+    return path

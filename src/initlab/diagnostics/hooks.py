@@ -71,10 +71,24 @@ def moments(t: Tensor) -> tuple[float, float]:
     return (float(d.mean()), float(d.std(correction=0))) if d.numel() else (math.nan, math.nan)
 
 
-def histogram(t: Tensor, bins: int) -> Histogram:
+def histogram(t: Tensor, bins: int, *, drop_zeros: bool = False) -> Histogram:
+    """Counts over the central 99% of the finite values (0.5% and 99.5% quantiles).
+
+    The range is robust to a few outliers, which would otherwise squeeze the bulk of the
+    distribution into one bin; values outside it are left out. ``drop_zeros`` leaves exact
+    zeros out too (a ReLU's output is half zeros, a spike that hides the rest); the share
+    that was left out is ``1 - sum(counts) / numel``.
+    """
     d = t.detach().flatten().to(torch.float32)
     d = d[torch.isfinite(d)]
-    lo, hi = (float(d.min()), float(d.max())) if d.numel() else (0.0, 0.0)
+    if drop_zeros:
+        d = d[d != 0]
+    if d.numel() > 200:
+        sample = d if d.numel() <= 1_000_000 else d[:: d.numel() // 1_000_000 + 1]
+        q = torch.quantile(sample, torch.tensor([0.005, 0.995]))
+        lo, hi = float(q[0]), float(q[1])
+    else:
+        lo, hi = (float(d.min()), float(d.max())) if d.numel() else (0.0, 0.0)
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     counts = torch.histc(d, bins=bins, min=lo, max=hi)
@@ -268,7 +282,7 @@ class Recorder:
         elif isinstance(m, SATURATING):
             r.saturated_fraction = saturated_fraction(m, y, r.unit_dim, self.t)
         if self.bins:
-            r.histogram = histogram(y, self.bins)
+            r.histogram = histogram(y, self.bins, drop_zeros=isinstance(m, RELU_FAMILY))
         if y.requires_grad:
             y.register_hook(self._grad_hook(r))
 

@@ -102,6 +102,18 @@ def _pick(d: Diagnosis, layers: Sequence[int | str] | str | None, max_layers: in
     return recs
 
 
+def _linthresh(diags: Mapping[str, Diagnosis]) -> float:
+    """The linear range of the symlog axis: the smallest typical |value| among the layers."""
+    scales = [
+        max(abs(h.edges[0]), abs(h.edges[-1]))
+        for d in diags.values()
+        for r in d.records
+        for h in (r.histogram,)
+        if h is not None
+    ]
+    return max(min(scales, default=1.0) / 10, 1e-12)
+
+
 def plot_histograms(
     comparison: SchemeComparison | Diagnosis | Mapping[str, Diagnosis],
     path: str | Path,
@@ -114,6 +126,9 @@ def plot_histograms(
 ) -> Path:
     """Normalised histograms of layer outputs (``quantity="activation"``) or of dL/d outputs
     (``"gradient"``): one row per scheme, the selected layers overlaid (Glorot & Bengio 2010).
+    Each histogram spans the central 99% of its values; ReLU-family outputs leave their exact
+    zeros out (the dead half), so the shape of the positive part stays visible. The x axis is
+    symmetric-log, so layers whose scale collapses with depth stay visible beside the first.
 
     Args:
         layers: None (activation modules, else weight layers), ``"weights"``,
@@ -136,13 +151,14 @@ def plot_histograms(
             if h is None:
                 continue
             counts, edges = np.asarray(h.counts, float), np.asarray(h.edges, float)
-            dens = counts / max(counts.sum(), 1.0) / np.maximum(np.diff(edges), 1e-300)
-            ax.stairs(dens, edges, label=f"{r.kind} {r.label}")
+            share = counts / max(counts.sum(), 1.0)  # densities of layers at 1e-5 and 1 don't mix
+            ax.stairs(share, edges, label=f"{r.kind} {r.label}")
             drawn += 1
         if not drawn:
             raise ValueError(f"{name}: no {quantity} histograms stored; diagnose with bins > 0")
         ax.set_title(name, fontsize="medium")
-        ax.set_ylabel("density")
+        ax.set_ylabel("share per bin")
+        ax.set_xscale("symlog", linthresh=_linthresh(diags))
         ax.legend(fontsize="x-small", ncol=2)
     axes[-1][0].set_xlabel("activation value" if quantity == "activation" else "gradient value")
     fig.suptitle(title or f"{quantity} histograms per layer")
