@@ -8,13 +8,18 @@
   with a report, values keyed by (seed, parameter name).
 * ``initlab.diagnose`` / ``compare_schemes`` / ``lsuv_``: measure signal propagation at init,
   and data-dependent LSUV init (package :mod:`initlab.diagnostics`).
+* ``initlab.materialize`` / ``initialize_sharded`` / ``write_checkpoint``: big models built on
+  the meta device, DTensor/FSDP2 shards filled locally, safetensors streamed to disk.
 """
 
 from . import init
-from .apply import as_apply_fn, initialize, regenerate
+from .apply import as_apply_fn, fill_row, initialize, regenerate
+from .checkpoint import CheckpointError, load_checkpoint, write_checkpoint
 from .diagnostics import Diagnosis, LSUVReport, SchemeComparison, compare_schemes, diagnose, lsuv_
+from .distributed import FullTensorNotice, ShardingError, initialize_sharded
 from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
 from .gain import calculate_gain, gain
+from .materialize import MaterializeError, materialize
 from .plan import UnmatchedParametersError, plan
 from .policy import (
     ParamInfo,
@@ -43,11 +48,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Block",
+    "CheckpointError",
     "Diagnosis",
     "Fans",
+    "FullTensorNotice",
     "InitReport",
     "KeyedStream",
     "LSUVReport",
+    "MaterializeError",
     "ParamInfo",
     "ParamRow",
     "Policy",
@@ -56,6 +64,7 @@ __all__ = [
     "Rule",
     "Scheme",
     "SchemeComparison",
+    "ShardingError",
     "TorchSource",
     "UnmatchedParametersError",
     "__version__",
@@ -68,19 +77,24 @@ __all__ = [
     "diagnose",
     "fans_from_axes",
     "fans_from_shape",
+    "fill_row",
     "fixup_scale",
     "gain",
     "get_preset",
     "get_scheme",
     "init",
     "initialize",
+    "initialize_sharded",
     "list_presets",
     "list_schemes",
+    "load_checkpoint",
     "load_policy",
     "lsuv_",
+    "materialize",
     "plan",
     "regenerate",
     "register_scheme",
     "save_policy",
     "scheme_class",
+    "write_checkpoint",
 ]

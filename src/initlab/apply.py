@@ -28,6 +28,7 @@ from .fans import Fans
 from .plan import PolicyLike, plan
 from .report import InitReport, ParamRow
 from .rng import RandomSource, TorchSource
+from .schemes import Scheme
 from .streams import KeyedStream
 
 
@@ -53,7 +54,9 @@ def initialize(
     Every parameter is planned and validated before any tensor is written: a bad rule, a
     scheme that cannot fill a shape, or (with ``strict=True``) an unmatched parameter raises
     with the model untouched. Tied parameters are initialised once and stay tied; buffers
-    are never touched; an Embedding's ``padding_idx`` row stays zero.
+    are never touched; an Embedding's ``padding_idx`` row stays zero. DTensor parameters
+    (FSDP2, tensor parallel) are filled shard-locally: each rank writes the elements it owns,
+    bit-identical to the same elements of a single-process init (see ``initlab.distributed``).
 
     Args:
         model: the model (not on the meta device; see ``plan`` for a dry run).
@@ -85,6 +88,12 @@ def initialize(
                 f"parameter {row.qualname!r} is on the meta device: it has no storage to fill. "
                 "Use initlab.plan() for a dry run, or materialise the model first"
             )
+    sharded = _sharded_rows(report, params)
+    if sharded and rng != "keyed":
+        raise ValueError(
+            "sharded (DTensor) parameters need rng='keyed': a torch.Generator "
+            "cannot generate one shard of a tensor alone"
+        )
     torch_source = TorchSource(generator) if rng == "torch" else None
     modules = dict(model.named_modules(remove_duplicate=False))
     new_rows = []
@@ -94,10 +103,21 @@ def initialize(
             continue
         param = params[row.qualname]
         source = torch_source if torch_source is not None else KeyedStream(seed, row.qualname)
-        _fill_row(row, param, source)
-        _keep_structure(row, param, modules.get(_strip(row.module_name, prefix)))
-        new_rows.append(dataclasses.replace(row, status="initialized", achieved_std=_std(param)))
+        module = modules.get(_strip(row.module_name, prefix))
+        if row.qualname in sharded:  # a DTensor: fill this rank's shard from global indices
+            from .distributed import fill_sharded
+
+            fill_sharded(row, param, source, module)
+            std = None  # the global std would need communication
+        else:
+            fill_row(row, param, source, module=module)
+            std = _std(param)
+        new_rows.append(dataclasses.replace(row, status="initialized", achieved_std=std))
     report.rows = new_rows
+    if sharded:
+        from .distributed import note_full_generation
+
+        note_full_generation(report, sharded)
     return report
 
 
@@ -114,6 +134,102 @@ def _strip(name: str, prefix: str) -> str:
 def _named_params(model: nn.Module, prefix: str) -> Iterable[tuple[str, nn.Parameter]]:
     for name, p in model.named_parameters():
         yield (f"{prefix}.{name}" if prefix else name), p
+
+
+def _sharded_rows(report: InitReport, params: dict[str, nn.Parameter]) -> set[str]:
+    """The planned rows whose parameter is a DTensor (checked: supported layout, live group)."""
+    from .distributed import check_sharded, is_dtensor
+
+    names = {r.qualname for r in report.rows
+             if r.status == "planned" and is_dtensor(params[r.qualname])}  # fmt: skip
+    for name in names:
+        check_sharded(name, params[name])
+    return names
+
+
+def fill_row(
+    row: ParamRow,
+    target: Tensor,
+    source: RandomSource,
+    *,
+    index: tuple[slice, ...] | None = None,
+    module: nn.Module | None = None,
+) -> Tensor:
+    """Write one planned row into ``target``: the one fill every front end uses.
+
+    ``initialize`` (a model's own parameter), ``materialize`` (a fresh tensor for a meta
+    parameter), sharded init (a DTensor's local shard) and streaming checkpoints (a tensor on
+    its way to a file) all call this with a different target.
+
+    Args:
+        row: a planned row (scheme, block overrides, fans).
+        target: the tensor to write: the whole parameter, or the window ``full[index]``.
+        source: the row's random source (``KeyedStream(row.seed, row.stream_name)``); a
+            window needs a KeyedStream.
+        index: None for the whole parameter, else a tuple of step-1 slices (one per
+            dimension) in global coordinates: ``target`` then receives exactly those values
+            of the full tensor, bit for bit (element-wise schemes generate only them).
+        module: the owning module, for the constraints layers rely on (an Embedding's
+            ``padding_idx`` row stays zero).
+    """
+    if index is None:
+        _fill_row(row, target, source)
+        _keep_structure(row, target, module)
+        return target
+    if not isinstance(source, KeyedStream):
+        raise TypeError("filling a window of a parameter needs a KeyedStream (rng='keyed')")
+    from .schemes.base import _normalise_index
+
+    idx = _normalise_index(index, row.shape)
+    pad = _padding_row(row, module)
+    if row.scheme is not None:
+        _fill_window(row.scheme, target, row.shape, idx, row.fans, source)
+    for block, _, scheme in row.block_overrides:
+        fans = row.fans
+        assert fans is not None
+        blk = next(b for b in fans.blocks if b.name == block)
+        want = idx[blk.dim]
+        lo, hi = max(want.start, blk.start), min(want.stop, blk.stop)
+        if lo >= hi:
+            continue
+        region = target.narrow(blk.dim, lo - want.start, hi - lo)
+        shape, sub_idx = list(row.shape), list(idx)
+        shape[blk.dim], sub_idx[blk.dim] = blk.size, slice(lo - blk.start, hi - blk.start)
+        sub = source.fork(f"block:{block}")
+        _fill_window(scheme, region, tuple(shape), tuple(sub_idx), _block_fans(fans, block), sub)
+    if pad is not None and idx and idx[0].start <= pad < idx[0].stop:
+        with torch.no_grad():
+            target[pad - idx[0].start].zero_()
+    return target
+
+
+#: elements per windowed fill call: the stream builds int64 index arrays (16 bytes/element)
+#: for a window, so a large shard is filled in pieces to keep that scratch small
+WINDOW_PIECE = 1 << 22
+
+
+def _fill_window(
+    scheme: Scheme,
+    target: Tensor,
+    shape: tuple[int, ...],
+    idx: tuple[slice, ...],
+    fans: Fans | None,
+    stream: KeyedStream,
+) -> None:
+    """``scheme.fill_window``, in slabs along the window's first dim for element-wise schemes
+    (every slab replays the same draws, so the values are those of one call)."""
+    n = target.numel()
+    if not scheme.elementwise or n <= WINDOW_PIECE or target.dim() == 0:
+        scheme.fill_window(target, shape, idx, fans, stream)
+        return
+    rows = target.shape[0]
+    step = max(1, WINDOW_PIECE // max(1, n // rows))
+    first = stream.draw
+    for a in range(0, rows, step):
+        b = min(a + step, rows)
+        stream.draw = first
+        piece = (slice(idx[0].start + a, idx[0].start + b), *idx[1:])
+        scheme.fill_window(target[a:b], shape, piece, fans, stream)
 
 
 def _fill_row(row: ParamRow, param: Tensor, source: RandomSource) -> None:
@@ -135,13 +251,26 @@ def _block_fans(fans: Fans, block: str) -> Fans:
 
 def _keep_structure(row: ParamRow, param: Tensor, module: nn.Module | None) -> None:
     """Constraints layers rely on: an Embedding's padding_idx row stays zero."""
-    if (
-        isinstance(module, (nn.Embedding, nn.EmbeddingBag))
-        and row.param_name == "weight"
-        and module.padding_idx is not None
-    ):
+    pad = _padding_row(row, module)
+    if pad is not None:
         with torch.no_grad():
-            param[module.padding_idx].zero_()
+            param[pad].zero_()
+
+
+def _padding_row(row: ParamRow, module: nn.Module | None) -> int | None:
+    """The row index (>= 0) an Embedding keeps at zero, or None.
+
+    From the module when given, else from the fans (which record an Embedding's padding_idx).
+    """
+    if row.param_name != "weight" or not row.shape:
+        return None
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        pad = module.padding_idx
+    elif module is None and row.fans is not None:
+        pad = row.fans.attr("padding_idx")
+    else:
+        return None
+    return None if pad is None else int(pad) % row.shape[0]
 
 
 def _std(t: Tensor) -> float | None:

@@ -95,6 +95,8 @@ class InitReport:
     seed: int | None
     policy: Policy | None = None
     rng: str = "keyed"
+    #: remarks about the fill, e.g. sharded parameters that were generated as a full tensor
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.rows)
@@ -124,6 +126,7 @@ class InitReport:
             "parameters": [r.to_dict() for r in self.rows],
             "unmatched": self.unmatched,
             "excluded": self.excluded,
+            "notes": list(self.notes),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -173,6 +176,9 @@ class InitReport:
         if self.unmatched:
             lines.append("")
             lines.append(f"Unmatched (left as they were): {', '.join(self.unmatched)}")
+        for note in self.notes:
+            lines.append("")
+            lines.append(f"Note: {note}")
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:

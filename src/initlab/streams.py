@@ -355,6 +355,11 @@ class KeyedStream:
         tag = b"initlab-fork-v1\0"
         return KeyedStream.from_key(_hash128(tag, self.key.to_bytes(16, "little"), label.encode()))
 
+    @property
+    def in_window(self) -> bool:
+        """Whether fills currently produce a window of a larger tensor."""
+        return self._window is not None
+
     @contextlib.contextmanager
     def window(self, global_shape: Sequence[int], index: object) -> Iterator[KeyedStream]:
         """Inside, fills write the values of ``full[index]`` for a ``global_shape`` tensor.

@@ -146,8 +146,8 @@ class TorchDefault(Scheme):
             t.zero_()
         else:
             t.fill_(p1)
-        if zero_row is not None:
-            t[zero_row].fill_(0)
+        if zero_row is not None and not getattr(rng, "in_window", False):
+            t[zero_row].fill_(0)  # in a window, fill_window zeroes the row where it lies
 
     def target_std(self, fans: Fans | None) -> float | None:
         dist, p1, p2, _ = plan(fans)

@@ -1,0 +1,332 @@
+"""Streaming checkpoints: initialise a model too large for memory straight into safetensors.
+
+``write_checkpoint(model_on_meta, policy, seed, out_dir)`` writes what ``initialize`` would put
+in the model's ``state_dict``, one tensor at a time, as Hugging Face lays out a sharded
+checkpoint::
+
+    out_dir/model-00001-of-00003.safetensors ... model-00003-of-00003.safetensors
+    out_dir/model.safetensors.index.json   {"metadata": {"total_size": ...}, "weight_map": ...}
+    out_dir/init_report.json, out_dir/init_report.md
+
+It is the same plan and fill (:func:`initlab.apply.fill_row`) as ``initialize``; the target is
+a tensor on its way to a file. Shard sizes are known from the plan, so each file's header is
+written first and each tensor is generated, written and freed in turn: peak memory is about
+the largest single tensor (well under the largest shard), plus the stream's chunk scratch.
+The files are written by a small writer of the safetensors format (8-byte little-endian
+header length, JSON header padded to 8 bytes, raw little-endian data), so writing needs no
+extra package; ``load_checkpoint`` reads them with the ``safetensors`` package.
+
+* Tied parameters are written once, under their first name; the other names are recorded in
+  the index's ``metadata.aliases`` (``{alias: name}``), and ``load_checkpoint`` re-ties them.
+* Persistent buffers are written (BatchNorm statistics, or the user's ``buffers=``).
+* A target folder that exists and is not empty, an unmatched parameter, an unknown buffer or
+  a dtype safetensors cannot store raises before any file is created. If writing fails
+  midway, the files written so far are removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import struct
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .apply import _check_seed, fill_row
+from .materialize import (
+    BufferInit,
+    BufferSpec,
+    MaterializeError,
+    check_on_meta,
+    check_rows,
+    make_buffer,
+    plan_buffers,
+    row_dtype,
+)
+from .plan import PolicyLike, plan
+from .report import InitReport, ParamRow
+from .streams import KeyedStream
+
+__all__ = ["INDEX_NAME", "CheckpointError", "load_checkpoint", "write_checkpoint"]
+
+INDEX_NAME = "model.safetensors.index.json"
+_ST_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+    torch.uint8: "U8", torch.bool: "BOOL",
+    torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2",
+}  # fmt: skip
+
+
+class CheckpointError(MaterializeError):
+    """The checkpoint cannot be written as asked; nothing was written."""
+
+
+@dataclasses.dataclass
+class _Entry:
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    row: ParamRow | None = None
+    buffer: BufferSpec | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _entries(
+    model: nn.Module, report: InitReport, specs: list[BufferSpec], dtype: torch.dtype | None
+) -> list[_Entry]:
+    """What goes into the files, in state_dict order (tied tensors once, first name)."""
+    rows = {r.qualname: r for r in report.rows}
+    bufs = {s.qualname: s for s in specs if s.persistent}
+    out = []
+    for name, t in model.state_dict(keep_vars=True).items():
+        if name in rows:
+            out.append(_Entry(name, tuple(t.shape), dtype or t.dtype, row=rows[name]))
+        elif name in bufs:
+            floating = dtype is not None and t.is_floating_point()
+            out.append(_Entry(name, tuple(t.shape), dtype if floating else t.dtype,
+                              buffer=bufs[name]))  # fmt: skip
+    for e in out:
+        if e.dtype not in _ST_DTYPES:
+            raise CheckpointError(f"{e.name}: safetensors cannot store dtype {e.dtype}")
+    return out
+
+
+def _shards(entries: list[_Entry], max_bytes: int) -> list[list[_Entry]]:
+    """Greedy split in order; a tensor larger than ``max_bytes`` gets a shard of its own."""
+    shards: list[list[_Entry]] = [[]]
+    size = 0
+    for e in entries:
+        if shards[-1] and size + e.nbytes > max_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(e)
+        size += e.nbytes
+    return [s for s in shards if s]
+
+
+def _header(entries: list[_Entry]) -> bytes:
+    head: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for e in entries:
+        head[e.name] = {"dtype": _ST_DTYPES[e.dtype], "shape": list(e.shape),
+                        "data_offsets": [offset, offset + e.nbytes]}  # fmt: skip
+        offset += e.nbytes
+    raw = json.dumps(head, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def _tensor(e: _Entry, seed: int, modules: Mapping[str, nn.Module]) -> Tensor:
+    if e.row is not None:
+        t = torch.empty(e.shape, dtype=e.dtype)
+        return fill_row(e.row, t, KeyedStream(seed, e.row.qualname),
+                        module=modules.get(e.row.module_name))  # fmt: skip
+    assert e.buffer is not None
+    return make_buffer(e.buffer, torch.device("cpu"), e.dtype)
+
+
+def _bytes(t: Tensor) -> memoryview:
+    flat = t.contiguous().reshape(-1)
+    return memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else memoryview(b"")
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"output {str(out)!r} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise CheckpointError(
+            f"output folder {str(out)!r} exists and is not empty; choose a new or empty folder"
+        )
+
+
+def write_checkpoint(
+    model: nn.Module,
+    policy: PolicyLike,
+    seed: int = 0,
+    out_dir: str | Path = "checkpoint",
+    *,
+    dtype: torch.dtype | None = None,
+    max_shard_bytes: int = 5 * 2**30,
+    progress: bool = True,
+    buffers: Mapping[str, BufferInit] | None = None,
+    strict: bool = False,
+    exclude: Iterable[str] = (),
+) -> Path:
+    """Initialise the meta-built ``model`` by ``policy`` straight into sharded safetensors.
+
+    Args:
+        model: a model built under ``torch.device("meta")`` (it stays on meta).
+        policy: a Policy, preset name, policy file path or dict.
+        seed: the seed of the per-parameter streams.
+        out_dir: a new or empty folder.
+        dtype: floating dtype of parameters and floating buffers (None: as built).
+        max_shard_bytes: the largest file size (a bigger single tensor gets its own file).
+        progress: show a progress bar (rich) on the terminal.
+        buffers: initialisers of buffers initlab does not know (see ``materialize``).
+        strict, exclude: as for ``materialize`` (unmatched/excluded parameters raise).
+
+    Returns:
+        The path of the index file. Loading the files with ``load_checkpoint`` (or
+        ``load_state_dict(..., assign=True)`` and re-tying) gives the tensors ``initialize``
+        would have written.
+    """
+    _check_seed(seed)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise CheckpointError(f"dtype must be a floating torch.dtype or None, got {dtype!r}")
+    if not isinstance(max_shard_bytes, int) or max_shard_bytes < 1:
+        raise CheckpointError(f"max_shard_bytes must be a positive int, got {max_shard_bytes!r}")
+    if sys.byteorder != "little":
+        raise CheckpointError("safetensors stores little-endian data; this host is big-endian")
+    out = Path(out_dir)
+    _check_out(out)
+    try:
+        check_on_meta(model, "write_checkpoint")
+        report = plan(model, policy, seed, strict=strict, exclude=exclude)
+        check_rows(report, "write_checkpoint")
+        specs = plan_buffers(model, buffers)
+    except MaterializeError as e:
+        raise CheckpointError(str(e)) from None
+    entries = _entries(model, report, specs, dtype)
+    shards = _shards(entries, max_shard_bytes)
+    n = len(shards)
+    files = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+    modules = dict(model.named_modules(remove_duplicate=False))
+    total = sum(e.nbytes for e in entries)
+
+    created_dir = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        with _Progress(progress, total) as advance:
+            for fname, shard in zip(files, shards, strict=True):
+                path = out / fname
+                written.append(path)
+                with open(path, "wb") as f:
+                    f.write(_header(shard))
+                    for e in shard:
+                        t = _tensor(e, seed, modules)
+                        f.write(_bytes(t))
+                        del t
+                        advance(e.nbytes)
+        aliases = {a: r.qualname for r in report.rows for a in r.aliases}
+        aliases.update({a: s.qualname for s in specs if s.persistent for a in s.aliases})
+        index = {
+            "metadata": {
+                "total_size": total,
+                "aliases": aliases,
+                "initlab": {"seed": seed, "policy": report.policy.name if report.policy else None,
+                            "dtype": None if dtype is None else str(dtype)},
+            },
+            "weight_map": {e.name: f for f, s in zip(files, shards, strict=True) for e in s},
+        }  # fmt: skip
+        for name, content in _reports(report, index, files, dtype).items():
+            written.append(out / name)
+            (out / name).write_text(content)
+        written.append(out / INDEX_NAME)
+        (out / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        if created_dir and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    return out / INDEX_NAME
+
+
+def _reports(
+    report: InitReport, index: dict[str, Any], files: list[str], dtype: torch.dtype | None
+) -> dict[str, str]:
+    rows = [dataclasses.replace(r, status="initialized", device="file", dtype=row_dtype(r, dtype))
+            for r in report.rows]  # fmt: skip
+    rep = dataclasses.replace(report, rows=rows)
+    data = rep.to_dict()
+    data["checkpoint"] = {"files": files, "total_size": index["metadata"]["total_size"],
+                          "aliases": index["metadata"]["aliases"]}  # fmt: skip
+    head = (f"# init report\n\n{len(files)} file(s), "
+            f"{index['metadata']['total_size'] / 2**20:.1f} MiB, seed {report.seed}, "
+            f"dtype {dtype or 'as built'}\n\n")  # fmt: skip
+    return {"init_report.json": json.dumps(data, indent=2) + "\n",
+            "init_report.md": head + rep.to_markdown()}  # fmt: skip
+
+
+class _Progress:
+    """A rich progress bar over bytes (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.bar = Progress(TextColumn("initialising"), BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), TimeRemainingColumn())  # fmt: skip
+        self.bar.__enter__()
+        task = self.bar.add_task("init", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+
+def read_index(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(folder, index dict) from a checkpoint folder or its index file."""
+    p = Path(path)
+    index_path = p / INDEX_NAME if p.is_dir() else p
+    return index_path.parent, json.loads(index_path.read_text())
+
+
+def iter_tensors(path: str | Path, device: str = "cpu") -> Iterator[tuple[str, Tensor]]:
+    """(name, tensor) of every tensor in the checkpoint, one file at a time."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("reading checkpoints needs `pip install safetensors`") from e
+    folder, index = read_index(path)
+    for fname in dict.fromkeys(index["weight_map"].values()):
+        yield from load_file(folder / fname, device=device).items()
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, device: str = "cpu") -> nn.Module:
+    """Load a checkpoint folder into ``model`` (e.g. built on meta) with ``assign=True``.
+
+    Tied names recorded in the index are re-tied to their first name's Parameter; buffers
+    that are not persistent (not in the files) must already have storage. Raises if the
+    checkpoint and the model disagree on names.
+    """
+    _, index = read_index(path)
+    aliases: dict[str, str] = index.get("metadata", {}).get("aliases", {})
+    state = dict(iter_tensors(path, device))
+    result = model.load_state_dict(state, assign=True, strict=False)
+    missing = [k for k in result.missing_keys if k not in aliases]
+    if missing or result.unexpected_keys:
+        raise CheckpointError(
+            f"checkpoint and model disagree: missing {missing}, unexpected {result.unexpected_keys}"
+        )
+    for alias, name in aliases.items():
+        mod_name, _, attr = alias.rpartition(".")
+        owner = model.get_submodule(mod_name)
+        try:
+            setattr(owner, attr, model.get_parameter(name))
+        except AttributeError:
+            owner._buffers[attr] = model.get_buffer(name)
+    return model
