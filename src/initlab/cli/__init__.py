@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .compare import compare_cmd, report_cmd
 from .fans import fans_cmd
 from .gain import gain_cmd
 from .plan import init_cmd, plan_cmd
@@ -22,5 +23,7 @@ main.add_command(fans_cmd)
 main.add_command(gain_cmd)
 main.add_command(plan_cmd)
 main.add_command(init_cmd)
+main.add_command(compare_cmd)
+main.add_command(report_cmd)
 
 __all__ = ["main"]

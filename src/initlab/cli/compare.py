@@ -1,0 +1,169 @@
+"""``initlab compare`` (train one network under many init schemes) and ``initlab report FOLDER``."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import click
+
+from ..factory import FactoryError
+from ..lab.compare import DEFAULTS, ComparisonResult, compare, report
+from ..lab.distributed import is_distributed
+from ..lab.entries import DEFAULT_ENTRIES
+from ..lab.reporting import rich_tables
+from ..lab.trainer import OPTIMIZERS
+from ..policy import PolicyError
+from ._common import console
+
+
+def split_entries(values: tuple[str, ...]) -> list[str]:
+    """Entries from repeated/comma-separated ``--schemes`` values.
+
+    A comma-separated piece that has ``=`` but no ``:`` continues the previous entry's
+    parameters, so ``xavier,kaiming_normal:mode=fan_out,nonlinearity=relu`` is two entries.
+    """
+    out: list[str] = []
+    for value in values:
+        current: list[str] = []
+        for piece in (p.strip() for p in value.split(",")):
+            if not piece:
+                continue
+            if current and "=" in piece and ":" not in piece:
+                current.append(piece)
+                continue
+            if current:
+                out.append(",".join(current))
+            current = [piece]
+        if current:
+            out.append(",".join(current))
+    return out
+
+
+def parse_seeds(text: str) -> int | list[int]:
+    """``"3"`` -> 3 seeds (0, 1, 2); ``"0,5,7"`` -> those seeds."""
+    try:
+        if "," in text:
+            return [int(s) for s in text.split(",") if s.strip()]
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give a count (3) or comma-separated seeds (0,5,7)", param_hint="--seeds"
+        ) from None
+
+
+def _default_out() -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("initlab-out") / stamp
+    path, i = base, 1
+    while path.exists():
+        path, i = base.with_name(f"{stamp}-{i}"), i + 1
+    return path
+
+
+def _show(result: ComparisonResult, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    for table in rich_tables(result.stats):
+        console.print(table)
+    if result.skipped:
+        console.print(f"{result.skipped} runs were already in the folder, {result.trained} trained")
+    if result.out is not None:
+        console.print(f"report: {result.paths.get('html', result.out)}")
+        console.print(f"output folder: {result.out}")
+
+
+_ERRORS = (ValueError, FactoryError, PolicyError, FileNotFoundError, RuntimeError)
+
+
+@click.command("compare")
+@click.option(
+    "--model",
+    "-m",
+    default=DEFAULTS["model"],
+    show_default=True,
+    help="mlp[:widths=256-128,activation=relu], cnn[:batchnorm=true], "
+    "deep[:depth=30,activation=tanh], resmlp, or pkg.module:factory / file.py:factory.",
+)
+@click.option(
+    "--dataset",
+    "-d",
+    default=DEFAULTS["dataset"],
+    show_default=True,
+    help="digits, synthetic[:n=2000,dim=32,classes=4], mnist:PATH, fashion-mnist:PATH, "
+    "cifar10:PATH (local files; nothing is downloaded).",
+)
+@click.option(
+    "--schemes",
+    "-s",
+    multiple=True,
+    help="Entries, comma separated or repeated: the defaults "
+    f"({', '.join(DEFAULT_ENTRIES)}), 'default' for all of them, any scheme with "
+    "parameters (kaiming_normal:mode=fan_out), a preset (gpt2:n_layers=2) or a "
+    "policy file.",
+)
+@click.option(
+    "--seeds",
+    default=str(DEFAULTS["seeds"]),
+    show_default=True,
+    help="A count (seeds 0..n-1) or comma-separated seeds.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS["epochs"], show_default=True)
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS),
+    default=DEFAULTS["optimizer"],
+    show_default=True,
+    help="sgd uses momentum 0.9.",
+)
+@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps...")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Output folder (default: a new ./initlab-out/<timestamp>). Finished runs "
+    "already there are skipped.",
+)
+@click.option("--sequential", is_flag=True, help="Train one run at a time (no vmap).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def compare_cmd(model: str, dataset: str, schemes: tuple[str, ...], seeds: str, epochs: int,
+                optimizer: str, lr: float, batch_size: int, device: str, out: str | None,
+                sequential: bool, no_progress: bool, as_json: bool) -> None:  # fmt: skip
+    """Train one network under many init schemes and seeds; tables, curves and a report.
+
+    Runs of one architecture train together as one vmapped model. Under torchrun
+    (torchrun --nproc-per-node N -m initlab compare ...) the runs are split across processes
+    and rank 0 writes the folder.
+    """
+    entries = split_entries(schemes) or None
+    folder = Path(out) if out else _default_out()
+    try:
+        result = compare(
+            model=model, dataset=dataset, entries=entries, seeds=parse_seeds(seeds),
+            epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size, device=device,
+            out=folder, sequential=sequential, progress=not no_progress and not as_json,
+        )  # fmt: skip
+    except _ERRORS as e:
+        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    if is_distributed() and result.out is None:
+        return  # not rank 0: rank 0 reports
+    _show(result, as_json)
+
+
+@click.command("report")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def report_cmd(folder: str, as_json: bool) -> None:
+    """Rebuild the tables, curves, report.md and report.html from FOLDER/runs.jsonl."""
+    try:
+        result = report(folder)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    _show(result, as_json)

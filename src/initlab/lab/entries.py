@@ -1,0 +1,244 @@
+"""Entries: what one column of a comparison initialises with.
+
+``resolve_entry(spec)`` turns a name into an :class:`Entry` (a label, a
+:class:`~initlab.policy.Policy` and a JSON-friendly config). Accepted, in this order:
+
+The seeds' six (each scheme on **every weight**, i.e. every parameter with 2 or more
+dimensions; 1-D weights of norm layers 1; every bias 0, as the seeds do)
+    ``zeros``, ``ones``, ``uniform`` (U[0, 1)), ``uniform_centered`` (U[-0.5, 0.5)),
+    ``uniform_rule`` (U[-1/sqrt(n), 1/sqrt(n)], n = fan_in:
+    ``variance_scaling(scale=1/3, mode=fan_in, distribution=uniform)``, whose bound is
+    sqrt(3 * scale / n) = 1/sqrt(n)) and ``normal_rule`` (N(0, 1/n):
+    ``variance_scaling(1, fan_in, normal)``, a true, untruncated normal).
+The family presets and friends
+    ``xavier``, ``kaiming``, ``lecun`` (the presets of those names), ``orthogonal`` (the
+    ``seeds-orthogonal`` preset: orthogonal weights, biases 0) and ``torch_default`` (the
+    ``torch-default`` preset: every layer as its ``reset_parameters`` would, from keyed
+    streams).
+Any scheme with parameters, in the shared spec syntax (:mod:`initlab.lab.specs`)
+    ``kaiming_normal:mode=fan_out,nonlinearity=relu`` -> that scheme on every weight, biases 0
+    (same layout as the seeds' six). The label is the canonical spec.
+Any preset, with arguments
+    ``gpt2:n_layers=2``, ``seeds-xavier-kaiming``.
+A policy file
+    a path ending in ``.yaml``/``.yml``/``.toml``/``.json`` (or any existing file); the label is
+    the file's stem, the config carries the policy's content, so editing the file changes the
+    run ids.
+
+Names are matched case-insensitively with ``-`` and ``_`` interchangeable. Unknown names raise
+:class:`EntryError` listing what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..policy import Policy, PolicyError, Rule, get_preset, list_presets, load_policy
+from ..policy.files import FORMATS
+from ..policy.presets import NORMS
+from ..schemes import aliases, list_schemes, scheme_class
+from .specs import SpecError, format_spec, parse_spec
+
+__all__ = [
+    "DEFAULT_ENTRIES",
+    "SEED_ENTRIES",
+    "Entry",
+    "EntryError",
+    "every_weight_policy",
+    "resolve_entries",
+    "resolve_entry",
+]
+
+
+class EntryError(ValueError):
+    """An entry name that is not a known entry, scheme, preset or policy file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One column of a comparison.
+
+    Attributes:
+        label: a short unique name for tables and plots (``"kaiming"``, ``"uniform_rule"``).
+        policy: the policy that initialises each run's model.
+        config: JSON-friendly description: ``spec`` (canonical), ``kind`` (``seed``,
+            ``preset``, ``scheme``, ``file`` or ``policy``) and ``policy`` (its file schema,
+            when it can be written), used for run ids.
+    """
+
+    label: str
+    policy: Policy
+    config: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+
+
+# name -> (scheme config, description); applied by every_weight_policy
+SEED_ENTRIES: dict[str, tuple[dict[str, Any], str]] = {
+    "zeros": ({"name": "zeros"}, "all weights 0"),
+    "ones": ({"name": "ones"}, "all weights 1"),
+    "uniform": ({"name": "uniform", "a": 0.0, "b": 1.0}, "weights U[0, 1)"),
+    "uniform_centered": ({"name": "uniform", "a": -0.5, "b": 0.5}, "weights U[-0.5, 0.5)"),
+    "uniform_rule": (
+        {
+            "name": "variance_scaling",
+            "scale": 1.0 / 3.0,
+            "mode": "fan_in",
+            "distribution": "uniform",
+        },
+        "weights U[-1/sqrt(fan_in), 1/sqrt(fan_in)]",
+    ),
+    "normal_rule": (
+        {"name": "variance_scaling", "scale": 1.0, "mode": "fan_in", "distribution": "normal"},
+        "weights N(0, 1/fan_in)",
+    ),
+}
+
+# name -> preset spec
+PRESET_ENTRIES: dict[str, str] = {
+    "xavier": "xavier",
+    "kaiming": "kaiming",
+    "lecun": "lecun",
+    "orthogonal": "seeds-orthogonal",
+    "torch_default": "torch-default",
+}
+
+DEFAULT_ENTRIES: tuple[str, ...] = (*SEED_ENTRIES, *PRESET_ENTRIES)
+"""The default comparison: the seeds' six, then xavier, kaiming, lecun, orthogonal and
+torch_default (11 entries)."""
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def every_weight_policy(scheme: Any, name: str, description: str | None = None) -> Policy:
+    """``scheme`` on every parameter with 2+ dimensions, norm weights 1, every bias 0.
+
+    Parameters that are neither (1-D parameters not named ``*bias*`` outside norm layers)
+    are left as the model built them.
+    """
+    return Policy(
+        rules=(
+            Rule("ones", module=NORMS, param="weight", ndim=1, id="norm-weight"),
+            Rule(scheme, ndim=(2, 3, 4, 5, 6), id="weight"),
+            Rule("zeros", param="*bias*", id="bias"),
+        ),
+        name=name,
+        description=description or f"every weight {name}, norm weights 1, biases 0",
+    )
+
+
+def _policy_data(policy: Policy) -> dict[str, Any] | None:
+    try:
+        return policy.to_dict()
+    except (PolicyError, TypeError, ValueError):
+        return None
+
+
+def _entry(label: str, policy: Policy, spec: str, kind: str) -> Entry:
+    config = {"spec": spec, "kind": kind, "policy": _policy_data(policy)}
+    return Entry(label, policy, config)
+
+
+def _is_policy_file(spec: str) -> bool:
+    path = Path(spec)
+    return path.suffix.lower() in FORMATS or (("/" in spec or os.sep in spec) and path.is_file())
+
+
+def _known_schemes() -> list[str]:
+    return sorted({c.name for c in list_schemes()} | set(aliases()))
+
+
+def _unknown(spec: str, why: str = "") -> EntryError:
+    return EntryError(
+        f"unknown entry {spec!r}{why}. Valid: the defaults {', '.join(DEFAULT_ENTRIES)}; "
+        f"presets {', '.join(list_presets())}; any scheme (with parameters, e.g. "
+        f"'kaiming_normal:mode=fan_out') of {', '.join(_known_schemes())}; or a policy file "
+        f"({', '.join(FORMATS)})"
+    )
+
+
+def resolve_entry(spec: str | Entry | Policy) -> Entry:
+    """The :class:`Entry` for a name, scheme spec, preset spec or policy file (module doc).
+
+    An :class:`Entry` is returned as it is; a :class:`Policy` becomes an entry labelled by its
+    name.
+
+    Raises:
+        EntryError: an unknown name, or a scheme, preset or file that cannot be built (the
+            message says which and why).
+    """
+    if isinstance(spec, Entry):
+        return spec
+    if isinstance(spec, Policy):
+        label = spec.name or "policy"
+        return _entry(label, spec, label, "policy")
+    if not isinstance(spec, str) or not spec.strip():
+        raise EntryError(f"an entry must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    key = _key(spec)
+    if key in SEED_ENTRIES:
+        scheme, desc = SEED_ENTRIES[key]
+        return _entry(key, every_weight_policy(scheme, key, desc), key, "seed")
+    if key in PRESET_ENTRIES:
+        return _entry(key, get_preset(PRESET_ENTRIES[key]), key, "preset")
+    if _is_policy_file(spec):
+        try:
+            policy = load_policy(spec)
+        except PolicyError as e:
+            raise EntryError(f"policy file {spec!r}: {e}") from None
+        return _entry(Path(spec).stem, policy, str(Path(spec)), "file")
+    try:
+        name, params = parse_spec(spec)
+    except SpecError as e:
+        raise _unknown(spec, f" ({e})") from None
+    if "path" in params:
+        raise _unknown(spec, " (parameters are key=value)")
+    preset = _key(name).replace("_", "-")
+    if preset in list_presets():
+        canonical = format_spec(preset, params)
+        try:
+            policy = get_preset(name, **params)
+        except PolicyError as e:
+            raise EntryError(f"preset {spec!r}: {e}") from None
+        return _entry(canonical, policy, canonical, "preset")
+    canonical = format_spec(_key(name), params)
+    try:
+        scheme_class(name)
+    except KeyError:
+        raise _unknown(spec) from None
+    scheme = {"name": _key(name), **params}
+    try:
+        policy = every_weight_policy(scheme, canonical)
+    except PolicyError as e:
+        raise EntryError(f"scheme {spec!r}: {e}") from None
+    return _entry(canonical, policy, canonical, "scheme")
+
+
+def resolve_entries(specs: Iterable[str | Entry | Policy] | str | None = None) -> list[Entry]:
+    """Resolve several entries (``None``: :data:`DEFAULT_ENTRIES`; ``"default"`` expands to them).
+
+    Raises:
+        EntryError: an unknown entry, or two entries with the same label.
+    """
+    if specs is None:
+        specs = DEFAULT_ENTRIES
+    if isinstance(specs, (str, Entry, Policy)):
+        specs = [specs]
+    out: list[Entry] = []
+    for spec in specs:
+        if isinstance(spec, str) and _key(spec) in ("default", "defaults"):
+            out += [resolve_entry(s) for s in DEFAULT_ENTRIES]
+        else:
+            out.append(resolve_entry(spec))
+    seen: dict[str, Entry] = {}
+    for e in out:
+        if e.label in seen:
+            raise EntryError(f"entry {e.label!r} is given twice; each entry needs its own label")
+        seen[e.label] = e
+    if not out:
+        raise EntryError("no entries to compare")
+    return out
