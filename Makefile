@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo tour test lint bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,8 +12,12 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt -e ".[dev,lab]"
 	touch $(STAMP)
 
+# The main job: the default comparison (digits, MLP, 11 schemes x 3 seeds), a report folder.
 demo: $(STAMP)
-	$(VENV)/bin/initlab schemes
+	$(VENV)/bin/initlab compare --out initlab-out/demo
+
+# A short tour of the catalogue and layer-aware fans.
+tour: $(STAMP)
 	$(VENV)/bin/initlab fans "nn.ConvTranspose2d(16, 32, 3, groups=4)" weight
 	$(VENV)/bin/initlab fans "nn.MultiheadAttention(64, 4)" in_proj_weight
 	$(PY) examples/catalogue_tour.py
@@ -26,9 +30,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
+# Speed and memory targets, measured (never timed unit tests); results in benchmarks/results/.
 bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(PY) benchmarks/bench_trunc_normal.py --out benchmarks/results/trunc_normal.json
+	$(PY) benchmarks/bench_streams.py --out benchmarks/results/streams.json
+	$(PY) benchmarks/bench_compare.py --out benchmarks/results/compare.json
+	$(PY) benchmarks/bench_materialize.py --out benchmarks/results/materialize.json
+	$(PY) benchmarks/bench_sharded.py --out benchmarks/results/sharded.json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

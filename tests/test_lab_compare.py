@@ -16,8 +16,8 @@ from torch import nn
 import initlab
 from initlab.cli import main
 from initlab.cli.compare import split_entries
-from initlab.lab import compare as compare_mod
-from initlab.lab.compare import compare, report
+from initlab.lab import comparison as compare_mod
+from initlab.lab.comparison import compare, report
 from initlab.lab.entries import DEFAULT_ENTRIES, EntryError, resolve_entries, resolve_entry
 from initlab.lab.results import RunResult, load_results, make_run_id, results_table
 from initlab.lab.stats import summarise, summarise_values, t_quantile_975
@@ -168,7 +168,8 @@ def test_compare_end_to_end_resume_and_report(tmp_path: Path, monkeypatch) -> No
     html = (out / "report.html").read_text()
     assert "http" not in html and "<link" not in html and "<script" not in html
     srcs = re.findall(r'src="([^"]*)"', html)
-    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    # loss, accuracy and the at-init propagation plot
+    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
     md = (out / "report.md").read_text()
     assert "`xavier`" in md and "after epoch 2" in md.lower() and "curves_loss.png" in md
     assert [s.entry for s in res.stats] == ["xavier", "zeros"]
@@ -252,3 +253,30 @@ def test_cli_compare_json_and_errors(tmp_path: Path) -> None:
         assert len(result.output.strip().splitlines()) == 1, result.output
     result = runner.invoke(main, ["report", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "runs.jsonl" in result.output
+
+
+def test_lsuv_entries_and_propagation_at_init(tmp_path):
+    from initlab.lab.comparison import compare
+    from initlab.lab.entries import resolve_entry
+
+    lsuv, kl = resolve_entry("lsuv"), resolve_entry("kaiming+lsuv")
+    assert (lsuv.data_init, kl.data_init, kl.label) == ("lsuv", "lsuv", "kaiming+lsuv")
+    assert kl.config["data_init"] == "lsuv" and resolve_entry("kaiming").data_init is None
+    res = compare(model="deep:depth=8,width=64", dataset="synthetic:n=600,dim=16",
+                  entries=["xavier", "lsuv", "kaiming+lsuv"], seeds=1, epochs=1,
+                  out=tmp_path, progress=False)  # fmt: skip
+    assert {s.entry for s in res.stats} == {"xavier", "lsuv", "kaiming+lsuv"}
+    data = json.loads((tmp_path / "propagation.json").read_text())
+    assert set(data["diagnoses"]) == {"xavier", "lsuv", "kaiming+lsuv"}
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3  # loss, accuracy, propagation at init
+    # LSUV entries start with unit-std pre-activations in every hidden layer (measured on a
+    # validation batch; LSUV fitted a training batch to std tolerance 0.1)
+    for label in ("lsuv", "kaiming+lsuv"):
+        recs = data["diagnoses"][label]["records"]
+        stds = [r["output_std"] for r in recs if r["kind"] == "Linear"]
+        assert all(abs(s - 1) < 0.2 for s in stds[:-1]), (label, stds)
+    xavier = [
+        r["output_std"] for r in data["diagnoses"]["xavier"]["records"] if r["kind"] == "Linear"
+    ]
+    assert xavier[-2] < 0.5 * xavier[0]  # xavier shrinks through the ReLU layers

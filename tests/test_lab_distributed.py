@@ -47,6 +47,6 @@ def test_two_process_run_writes_every_run_once(tmp_path: Path) -> None:
     assert (out / "report.html").is_file() and (out / "curves_loss.png").is_file()
     assert proc.stdout.count("output folder:") == 1  # only rank 0 reports
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "curves_accuracy.png", "curves_loss.png", "report.html", "report.md", "runs.jsonl",
-        "summary.json",
+        "curves_accuracy.png", "curves_loss.png", "propagation.json", "propagation.png",
+        "report.html", "report.md", "runs.jsonl", "summary.json",
     ]  # fmt: skip

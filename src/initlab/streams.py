@@ -242,12 +242,15 @@ class _TruncNormal(_Kernel):
 
 
 # -- the chunk engine -----------------------------------------------------------------------
-def _generate(kern: _Kernel, draw_key: int, out: np.ndarray, flat: np.ndarray | None) -> None:
-    """Write into ``out`` the values at flat indices ``flat`` (None: ``0 .. out.size-1``)."""
+def _generate(
+    kern: _Kernel, draw_key: int, out: np.ndarray, flat: np.ndarray | None, start: int = 0
+) -> None:
+    """Write into ``out`` the values at flat indices ``flat`` (None: the contiguous range
+    ``start .. start + out.size - 1``, as cheap per element as a whole fill)."""
     n = out.size
     if flat is None:
-        chunks = np.arange(-(-n // CH), dtype=np.int64)
-        pos = np.minimum(np.append(chunks, chunks.size) * CH, n)
+        chunks = np.arange(start // CH, (start + n - 1) // CH + 1, dtype=np.int64)
+        pos = np.clip(np.append(chunks * CH, (chunks[-1] + 1) * CH) - start, 0, n)
     else:
         cid = flat // CH
         first = np.ones(n, dtype=bool)
@@ -268,7 +271,8 @@ def _generate(kern: _Kernel, draw_key: int, out: np.ndarray, flat: np.ndarray | 
             buf = kern.temp(tmp, "chunk", CH, kern.dtype)
             kern(words, buf, tmp)
             if flat is None:
-                out[p0:p1] = buf[: p1 - p0]
+                off = start - c * CH
+                out[p0:p1] = buf[p0 + off : p1 + off]
             else:
                 np.take(buf, flat[p0:p1] - c * CH, out=out[p0:p1])
 
@@ -310,6 +314,26 @@ class _Window:
         self.global_shape, self.squeezed_shape = gshape, tuple(squeezed)
         self.shape = tuple(len(r) for r in self.ranges)
         self._flat: np.ndarray | None = None
+
+    @property
+    def contiguous_start(self) -> int | None:
+        """The first flat index when the window is one contiguous row-major range, else None.
+
+        That is the case when every dimension after the first partial one is whole, e.g. a
+        ``Shard(0)`` slab of rows: such windows are generated as a plain range, with no index
+        arrays.
+        """
+        partial = [
+            d
+            for d, (r, s) in enumerate(zip(self.ranges, self.global_shape, strict=True))
+            if len(r) != s
+        ]
+        if partial and any(len(r) != 1 for r in self.ranges[: partial[-1]]):
+            return None
+        first = tuple(r.start for r in self.ranges)
+        if not first or any(len(r) == 0 for r in self.ranges):
+            return 0 if not first else None
+        return int(np.ravel_multi_index(first, self.global_shape))
 
     @property
     def flat(self) -> np.ndarray:
@@ -424,7 +448,8 @@ class KeyedStream:
                 t.device.type == "cpu" and t.is_contiguous() and t.dtype == _TORCH_DTYPE[kern.dtype]
             )
             out = t.detach().view(-1).numpy() if direct else np.empty(t.numel(), kern.dtype)
-            _generate(kern, draw_key, out, None if win is None else win.flat)
+            start = 0 if win is None else win.contiguous_start
+            _generate(kern, draw_key, out, win.flat if start is None else None, start or 0)
             if not direct:
                 t.copy_(torch.from_numpy(out).view(t.shape))
         return t

@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from .compare import compare_cmd, report_cmd
+from .diagnose import diagnose_cmd
 from .fans import fans_cmd
 from .gain import gain_cmd
 from .plan import init_cmd, plan_cmd
@@ -25,5 +26,6 @@ main.add_command(plan_cmd)
 main.add_command(init_cmd)
 main.add_command(compare_cmd)
 main.add_command(report_cmd)
+main.add_command(diagnose_cmd)
 
 __all__ = ["main"]

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 
 import click
 
 from ..factory import FactoryError
-from ..lab.compare import DEFAULTS, ComparisonResult, compare, report
+from ..lab.comparison import DEFAULTS, ComparisonResult, compare, report
 from ..lab.distributed import is_distributed
 from ..lab.entries import DEFAULT_ENTRIES
 from ..lab.reporting import rich_tables
 from ..lab.trainer import OPTIMIZERS
 from ..policy import PolicyError
-from ._common import console
+from ._common import console, default_out_dir
 
 
 def split_entries(values: tuple[str, ...]) -> list[str]:
@@ -51,15 +50,6 @@ def parse_seeds(text: str) -> int | list[int]:
         raise click.BadParameter(
             f"{text!r}: give a count (3) or comma-separated seeds (0,5,7)", param_hint="--seeds"
         ) from None
-
-
-def _default_out() -> Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("initlab-out") / stamp
-    path, i = base, 1
-    while path.exists():
-        path, i = base.with_name(f"{stamp}-{i}"), i + 1
-    return path
 
 
 def _show(result: ComparisonResult, as_json: bool) -> None:
@@ -143,7 +133,7 @@ def compare_cmd(model: str, dataset: str, schemes: tuple[str, ...], seeds: str, 
     and rank 0 writes the folder.
     """
     entries = split_entries(schemes) or None
-    folder = Path(out) if out else _default_out()
+    folder = Path(out) if out else default_out_dir()
     try:
         result = compare(
             model=model, dataset=dataset, entries=entries, seeds=parse_seeds(seeds),

@@ -24,6 +24,12 @@ A policy file
     a path ending in ``.yaml``/``.yml``/``.toml``/``.json`` (or any existing file); the label is
     the file's stem, the config carries the policy's content, so editing the file changes the
     run ids.
+Data-dependent LSUV (Mishkin & Matas 2016)
+    ``lsuv``: orthonormal weights and zero biases (the paper's pre-init, from keyed streams),
+    then LSUV on a batch of the run's training data. ``<entry>+lsuv`` (e.g. ``kaiming+lsuv``):
+    any entry above, then LSUV on its weights as they are. The batch is the first
+    :data:`LSUV_BATCH` training examples in the run's own data order, so it depends on the
+    seed only; LSUV is an explicit second phase, recorded in the entry's config.
 
 Names are matched case-insensitively with ``-`` and ``_`` interchangeable. Unknown names raise
 :class:`EntryError` listing what is valid.
@@ -45,6 +51,7 @@ from .specs import SpecError, format_spec, parse_spec
 
 __all__ = [
     "DEFAULT_ENTRIES",
+    "LSUV_BATCH",
     "SEED_ENTRIES",
     "Entry",
     "EntryError",
@@ -73,6 +80,12 @@ class Entry:
     label: str
     policy: Policy
     config: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    #: a data-dependent phase after the policy: None or "lsuv"
+    data_init: str | None = None
+
+
+#: training examples LSUV measures its output variances on
+LSUV_BATCH = 256
 
 
 # name -> (scheme config, description); applied by every_weight_policy
@@ -180,6 +193,18 @@ def resolve_entry(spec: str | Entry | Policy) -> Entry:
         raise EntryError(f"an entry must be a non-empty string, got {spec!r}")
     spec = spec.strip()
     key = _key(spec)
+    if key == "lsuv":
+        base = _entry("lsuv", every_weight_policy("orthogonal", "lsuv"), "lsuv", "lsuv")
+        return dataclasses.replace(
+            base, data_init="lsuv", config={**base.config, "data_init": "lsuv"}
+        )
+    if key.endswith("+lsuv"):
+        base = resolve_entry(spec[: -len("+lsuv")])
+        if base.data_init is not None:
+            raise EntryError(f"entry {spec!r}: LSUV is already part of {base.label!r}")
+        label = f"{base.label}+lsuv"
+        config = {**base.config, "spec": label, "data_init": "lsuv"}
+        return dataclasses.replace(base, label=label, data_init="lsuv", config=config)
     if key in SEED_ENTRIES:
         scheme, desc = SEED_ENTRIES[key]
         return _entry(key, every_weight_policy(scheme, key, desc), key, "seed")

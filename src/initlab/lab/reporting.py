@@ -156,7 +156,7 @@ def render_markdown(
     lines += ["", _NOTE, ""]
     for point in _points(stats):
         lines += [f"## {_title(stats, point).capitalize()}", "", *_md_table(stats, point), ""]
-    lines += ["## Curves", ""]
+    lines += ["## Curves (and signal propagation at init, when measured)", ""]
     lines += [f"![{kind}]({Path(p).name})" for kind, p in images.items()]
     return "\n".join(lines) + "\n"
 
@@ -229,6 +229,8 @@ def write_report(
     stats = list(stats) if stats is not None else summarise(results)
     meta = describe_run(results)
     images = plot_curves(results, folder, order=[s.entry for s in stats])
+    if (folder / "propagation.png").is_file():  # written by compare() at init
+        images["propagation at init"] = folder / "propagation.png"
     paths: dict[str, Path] = dict(images)
     paths["markdown"] = folder / REPORT_FILES["markdown"]
     _atomic_write(paths["markdown"], render_markdown(stats, meta, images))

@@ -44,8 +44,9 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..apply import initialize
+from ..diagnostics import lsuv_
 from .data import Dataset
-from .entries import Entry
+from .entries import LSUV_BATCH, Entry
 from .results import RunResult, make_run_id
 
 __all__ = ["OPTIMIZERS", "Run", "TrainConfig", "build_run_model", "train_runs", "vmap_problem"]
@@ -128,14 +129,27 @@ def make_optimizer(params: Sequence[Tensor], config: TrainConfig) -> torch.optim
 
 
 def build_run_model(
-    model_factory: Callable[[], nn.Module], entry: Entry, seed: int, device: str = "cpu"
+    model_factory: Callable[[], nn.Module],
+    entry: Entry,
+    seed: int,
+    device: str = "cpu",
+    data: Dataset | None = None,
 ) -> nn.Module:
     """The run's model: built under ``torch.manual_seed(seed)`` (RNG state restored after),
-    initialised by the entry's policy with ``seed``, moved to ``device``."""
+    initialised by the entry's policy with ``seed``, then (``entry.data_init == "lsuv"``)
+    LSUV on the first ``LSUV_BATCH`` training examples of the run's data order, moved to
+    ``device``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_factory()
     initialize(model, entry.policy, seed=seed)
+    if entry.data_init == "lsuv":
+        if data is None:
+            raise ValueError(f"entry {entry.label!r} needs training data for LSUV")
+        first_epoch = next(_orders(seed, data.x_train.shape[0], torch.device("cpu")))
+        lsuv_(model, data.x_train[first_epoch[:LSUV_BATCH]], orthonormal_preinit=False)
+    elif entry.data_init is not None:
+        raise ValueError(f"unknown data-dependent init {entry.data_init!r}")
     return model.to(device)
 
 
@@ -378,12 +392,14 @@ def train_runs(
     size = group_size or len(runs)
     if vectorised and len(runs) > 1:
         t0 = time.perf_counter()
-        probe = [build_run_model(model_factory, r.entry, r.seed, config.device) for r in runs[:2]]
+        probe = [
+            build_run_model(model_factory, r.entry, r.seed, config.device, data) for r in runs[:2]
+        ]
         problem = vmap_problem(probe, data, config)
         if problem is None:
             for start in range(0, len(runs), size):
                 group = runs[start : start + size]
-                models = [build_run_model(model_factory, r.entry, r.seed, config.device)
+                models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
                           for r in group]  # fmt: skip
                 hist = _train_vectorised(models, group, data, config, tick)
                 finish(group, hist, time.perf_counter() - t0, "vectorised")
@@ -392,7 +408,7 @@ def train_runs(
         notify(f"initlab: training sequentially, this model cannot be vmapped ({problem})")
     for run in runs:
         t0 = time.perf_counter()
-        model = build_run_model(model_factory, run.entry, run.seed, config.device)
+        model = build_run_model(model_factory, run.entry, run.seed, config.device, data)
         hist = _train_one(model, run, data, config, tick)
         finish([run], [hist], time.perf_counter() - t0, "sequential")
     return results

@@ -1,6 +1,6 @@
 """The Python API of the lab: ``compare(...)`` trains one network under many entries.
 
->>> from initlab.lab.compare import compare
+>>> from initlab.lab.comparison import compare
 >>> res = compare(entries=["xavier", "kaiming"], seeds=3, epochs=5, out="runs/x")  # doctest: +SKIP
 >>> res.stats[0].entry, res.paths["html"]  # doctest: +SKIP
 
@@ -240,11 +240,15 @@ def compare(
             gathered = dist_.gather_results(local)
         if rank != 0 or gathered is None:
             return ComparisonResult(local, summarise(local), None, {}, len(local), 0)
+        if folder is not None:
+            _propagation_at_init(folder, factory, entry_list, data, seed_list[0], notify)
         gathered = _order(gathered, pending)
         if folder is not None:
             append_results(folder, gathered)
         return _finish(runs, [*done.values(), *gathered], folder, len(gathered))
 
+    if folder is not None:
+        _propagation_at_init(folder, factory, entry_list, data, seed_list[0], notify)
     done = _finished(folder)
     pending = [r for r in runs if r.run_id not in done]
     if done and pending != runs:
@@ -256,6 +260,42 @@ def compare(
     finally:
         stop()
     return _finish(runs, [*done.values(), *new], folder, len(new))
+
+
+#: validation examples the at-init propagation diagnosis runs on
+PROPAGATION_BATCH = 256
+
+
+def _propagation_at_init(
+    folder: Path,
+    factory: Callable[[], torch.nn.Module],
+    entries: Sequence[Entry],
+    data: Dataset,
+    seed: int,
+    notify: Callable[[str], None],
+) -> None:
+    """``propagation.png`` / ``propagation.json``: each entry's activation and gradient std per
+    layer at init (:func:`initlab.compare_schemes`), on one validation batch, first seed."""
+    from ..diagnostics import compare_schemes, plot_propagation
+    from .trainer import build_run_model
+
+    def init_for(entry: Entry) -> Callable[[torch.nn.Module], None]:
+        def init(model: torch.nn.Module) -> None:
+            built = build_run_model(factory, entry, seed, "cpu", data)
+            model.load_state_dict(built.state_dict())
+
+        return init
+
+    x, y = data.x_val[:PROPAGATION_BATCH], data.y_val[:PROPAGATION_BATCH]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            cmp = compare_schemes(factory, {e.label: init_for(e) for e in entries}, x, y,
+                                  seed=seed, bins=0, singular_values=False)  # fmt: skip
+        plot_propagation(cmp, folder / "propagation.png", title="signal propagation at init")
+        cmp.to_json(folder / "propagation.json")
+    except (RuntimeError, ValueError) as e:  # a diagnosis problem must not lose the training
+        notify(f"initlab: no at-init propagation plot ({type(e).__name__}: {e})")
 
 
 def _finished(folder: Path | None) -> dict[str, RunResult]:
