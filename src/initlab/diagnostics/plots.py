@@ -50,6 +50,12 @@ def _save(fig: Any, path: str | Path, dpi: int) -> Path:
     return path
 
 
+def _styles(n: int) -> list[dict[str, Any]]:
+    """Distinct line styles for ``n`` schemes: ten colours, then dashed and dotted repeats."""
+    dashes = ("-", "--", ":")
+    return [{"color": f"C{i % 10}", "linestyle": dashes[(i // 10) % 3]} for i in range(n)]
+
+
 def plot_propagation(
     comparison: SchemeComparison | Diagnosis | Mapping[str, Diagnosis],
     path: str | Path,
@@ -65,17 +71,27 @@ def plot_propagation(
     fig, axes = _figure(1, 2, (11, 4.2))
     panels = (("output_std", "activation std (forward)"),
               ("grad_output_std", "gradient std (backward)"))  # fmt: skip
+    from matplotlib.ticker import MaxNLocator
+
+    styles = _styles(len(diags))
+    absent: set[str] = set()
     for ax, (field, label) in zip(axes[0], panels, strict=True):
-        for name, d in diags.items():
+        for (name, d), style in zip(diags.items(), styles, strict=True):
             ys = d.series(field, layers)
             pts = [(i, y) for i, y in enumerate(ys) if y is not None and y > 0]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name, **style)
+            else:
+                absent.add(name)
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("depth (weight layer)" if layers == "weights" else "depth (layer call)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize="small")
+    if absent:  # an all-zero signal (e.g. zeros init) has no place on a log axis
+        fig.text(0.01, 0.01, f"no positive std to plot: {', '.join(sorted(absent))}",
+                 fontsize="small", color="0.4")  # fmt: skip
     fig.suptitle(title or "signal propagation")
     return _save(fig, path, dpi)
 
