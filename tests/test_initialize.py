@@ -312,3 +312,22 @@ def test_policy_file_path_accepted(tmp_path):
 def test_bad_seed():
     with pytest.raises(ValueError, match="seed"):
         initlab.initialize(mlp(), "kaiming", seed=-1)
+
+
+def test_report_table_shows_block_overrides_literally():
+    m = Seq()
+    pol = Policy(rules=(
+        Rule({"name": "constant", "val": 1.0}, module="LSTM", param="bias_*", block="f"),
+        Rule("zeros", param="*bias*"),
+    ))  # fmt: skip
+    text = str(initlab.initialize(m, pol, seed=0))
+    assert "[f] constant(val=1.0)" in text  # not swallowed as rich markup
+
+
+def test_readme_tour_runs():
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    code = re.search(r"```python\n(.*?)```", readme.read_text(), re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {"print": lambda *a, **k: None})

@@ -160,9 +160,11 @@ class InitReport:
                 t.add_column(h, no_wrap=True, min_width=min(longest, 80))
             else:
                 t.add_column(h, overflow="fold")
+        from rich.markup import escape
+
         for r in self.rows:
             style = {"unmatched": "yellow", "excluded": "dim"}.get(r.status)
-            t.add_row(*self._cells(r), style=style)
+            t.add_row(*(escape(c) for c in self._cells(r)), style=style)
         return t
 
     def __rich__(self) -> Table:
