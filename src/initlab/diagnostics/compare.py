@@ -20,14 +20,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import torch
 from torch import Tensor, nn
 
 from .hooks import diagnose
-from .records import Diagnosis, Thresholds, dump_json, fmt, render
+from .records import Diagnosis, Rendered, Thresholds, fmt
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -55,7 +54,7 @@ def apply_scheme_(
 
 
 @dataclasses.dataclass
-class SchemeComparison:
+class SchemeComparison(Rendered):
     """The diagnoses of one model under several schemes (same inputs, same seed).
 
     ``diagnoses`` maps scheme label -> :class:`~initlab.diagnostics.records.Diagnosis`.
@@ -109,12 +108,6 @@ class SchemeComparison:
             t.add_row(*cells)
         return t
 
-    def __rich__(self) -> Table:
-        return self.table()
-
-    def __str__(self) -> str:
-        return render(self.table())
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
@@ -122,10 +115,6 @@ class SchemeComparison:
             "rows": self.rows(),
             "diagnoses": {k: d.to_dict() for k, d in self.diagnoses.items()},
         }
-
-    def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str:
-        """JSON text of :meth:`to_dict`; also written to ``path`` when given."""
-        return dump_json(self.to_dict(), path, indent)
 
 
 def compare_schemes(

@@ -37,14 +37,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .hooks import first_tensor, prepare_inputs, preserved_state, select_layers
-from .records import dump_json, fmt, render
+from .records import Rendered, fmt
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -72,7 +71,7 @@ class LSUVLayer:
 
 
 @dataclasses.dataclass
-class LSUVReport:
+class LSUVReport(Rendered):
     """What :func:`lsuv_` did, layer by layer in execution order."""
 
     layers: list[LSUVLayer]
@@ -105,12 +104,6 @@ class LSUVReport:
                       fmt(x.final_var), fmt(x.scale), "yes" if x.converged else "NO")  # fmt: skip
         return t
 
-    def __rich__(self) -> Table:
-        return self.table()
-
-    def __str__(self) -> str:
-        return render(self.table())
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "tol": self.tol,
@@ -122,9 +115,6 @@ class LSUVReport:
             "not_executed": list(self.not_executed),
             "layers": [x.to_dict() for x in self.layers],
         }
-
-    def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str:
-        return dump_json(self.to_dict(), path, indent)
 
 
 class _Stop(Exception):

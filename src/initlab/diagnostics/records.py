@@ -40,6 +40,27 @@ if TYPE_CHECKING:
 DIRECTIONS = ("forward", "backward")
 
 
+class Rendered:
+    """Shared faces of result objects with a ``table()`` and a ``to_dict()``: rich rendering,
+    plain text and JSON (optionally written to a file)."""
+
+    def table(self) -> Table:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __rich__(self) -> Table:
+        return self.table()
+
+    def __str__(self) -> str:
+        return render(self.table())
+
+    def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str:
+        """JSON text of :meth:`to_dict`; also written to ``path`` when given."""
+        return dump_json(self.to_dict(), path, indent)
+
+
 @dataclasses.dataclass(frozen=True)
 class Thresholds:
     """Thresholds of the vanishing/exploding flags and of the saturation test (module docstring).
@@ -182,7 +203,7 @@ def ratio_and_factor(series: list[float | None]) -> tuple[float | None, float | 
 
 
 @dataclasses.dataclass
-class Diagnosis:
+class Diagnosis(Rendered):
     """The records of one :func:`~initlab.diagnostics.diagnose` run and the flags derived from them.
 
     Attributes:
@@ -315,12 +336,6 @@ class Diagnosis:
             t.add_row(*row)
         return t
 
-    def __rich__(self) -> Table:
-        return self.table()
-
-    def __str__(self) -> str:
-        return render(self.table())
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "train": self.train,
@@ -330,10 +345,6 @@ class Diagnosis:
             "flags": self.flags(),
             "records": [r.to_dict() for r in self.records],
         }
-
-    def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str:
-        """JSON text (non-finite floats written as "inf"/"-inf"/"nan"); also written to path."""
-        return dump_json(self.to_dict(), path, indent)
 
 
 def _main_weight(r: LayerRecord) -> WeightStats | None:
