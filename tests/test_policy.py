@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -324,7 +325,9 @@ def test_round_trip_files(tmp_path, ext):
 
 def test_toml_has_no_null_and_json_no_infinity():
     text = dumps_policy(rich_policy(), "toml")
-    assert "null" not in text and 'shape = ["*", 768]' in text
+    toml = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    shapes = [r.get("shape") for r in toml.loads(text)["rules"] if "shape" in r]
+    assert "null" not in text and ["*", 768] in shapes
     data = json.loads(dumps_policy(rich_policy(), "json"))
     assert data["rules"][1]["scheme"]["a"] == "-inf"
 

@@ -28,13 +28,13 @@ file and the key path; syntax errors carry the line number.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 import yaml
 
 from .policy import Policy
@@ -87,46 +87,22 @@ def _toml_reader() -> Any:
     return tomllib
 
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
-
-
-def _toml_key(k: str) -> str:
-    return k if _BARE_KEY.match(k) else json.dumps(k, ensure_ascii=False)
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        # a JSON string is a TOML basic string, but for DEL, which TOML wants escaped
-        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value("*" if x is None else x) for x in v) + "]"
+def _toml_ready(v: Any) -> Any:
+    """Policy data in the shape TOML can hold: no nulls (absent keys; a wildcard ``None`` in
+    a shape becomes ``"*"``, which reads back as ``None``), tuples as arrays."""
     if isinstance(v, Mapping):
-        items = [f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items() if x is not None]
-        return "{ " + ", ".join(items) + " }" if items else "{}"
-    raise PolicyError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
+        return {str(k): _toml_ready(x) for k, x in v.items() if x is not None}
+    if isinstance(v, (list, tuple)):
+        return ["*" if x is None else _toml_ready(x) for x in v]
+    return v
 
 
 def _to_toml(data: Mapping[str, Any]) -> str:
-    """TOML text for policy data: top-level scalars, then one ``[[rules]]`` table per rule."""
-    lines = [
-        f"{_toml_key(k)} = {_toml_value(v)}"
-        for k, v in data.items()
-        if k != "rules" and v is not None
-    ]
-    for rule in data.get("rules", ()):
-        lines += ["", "[[rules]]"]
-        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in rule.items() if v is not None]
-    return "\n".join(lines) + "\n"
+    """TOML text for policy data (tomli-w): top-level keys, then one ``[[rules]]`` per rule."""
+    try:
+        return tomli_w.dumps(_toml_ready(data))
+    except TypeError as e:
+        raise PolicyError(f"cannot write this policy to TOML: {e}") from None
 
 
 # -- text <-> data -------------------------------------------------------------------------
