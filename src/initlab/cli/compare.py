@@ -65,7 +65,7 @@ def _show(result: ComparisonResult, as_json: bool) -> None:
         console.print(f"output folder: {result.out}")
 
 
-_ERRORS = (ValueError, FactoryError, PolicyError, FileNotFoundError, RuntimeError)
+_ERRORS = (ValueError, FactoryError, PolicyError, OSError, RuntimeError)
 
 
 @click.command("compare")
@@ -154,6 +154,6 @@ def report_cmd(folder: str, as_json: bool) -> None:
     """Rebuild the tables, curves, report.md and report.html from FOLDER/runs.jsonl."""
     try:
         result = report(folder)
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     _show(result, as_json)

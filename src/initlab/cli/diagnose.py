@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 import torch
 
-from ._common import console
+from ..diagnostics import lsuv_
+from ._common import console, default_out_dir
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -34,8 +36,10 @@ def _split(values: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="Entries (names, presets, policy files) and 'lsuv'.",
 )
-@click.option("--batch", type=int, default=256, show_default=True, help="Batch size.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=256, show_default=True, help="Batch size."
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -53,41 +57,39 @@ def _split(values: tuple[str, ...]) -> list[str]:
 def diagnose_cmd(model: str, dataset: str, schemes: tuple[str, ...], batch: int, seed: int,
                  out: str | None, json_path: str | None, all_layers: bool) -> None:  # fmt: skip
     """Diagnose activation and gradient propagation at init, one column per scheme."""
-    from ..apply import initialize
-    from ..diagnostics import compare_schemes, lsuv_, plot_histograms, plot_propagation
-    from ..factory import FactoryError
-    from ..lab.data import DatasetError, load_dataset
-    from ..lab.entries import EntryError, resolve_entry
-    from ..lab.models import ModelError, build_model
-    from ..policy import PolicyError
-    from ._common import default_out_dir
-
-    if batch < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--batch")
     try:
-        data = load_dataset(dataset, seed=seed)
-        build_model(model, data.input_shape, data.num_classes)  # fail early on a bad spec
-        inits = {}
-        for spec in _split(schemes) or ["xavier", "kaiming", "lsuv"]:
-            if spec == "lsuv":
-                inits["lsuv"] = "lsuv"
-                continue
-            entry = resolve_entry(spec)
-            inits[entry.label] = lambda m, pol=entry.policy: initialize(m, pol, seed)
-    except (DatasetError, FactoryError, ModelError, EntryError, PolicyError) as e:
-        raise click.ClickException(str(e)) from None
+        _diagnose(model, dataset, schemes, batch, seed, out, json_path, all_layers)
+    except (OSError, RuntimeError, ValueError) as e:  # data, model, entry, policy, file errors
+        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+def _diagnose(model: str, dataset: str, schemes: tuple[str, ...], batch: int, seed: int,
+              out: str | None, json_path: str | None, all_layers: bool) -> None:  # fmt: skip
+    from ..apply import initialize
+    from ..diagnostics import compare_schemes, plot_histograms, plot_propagation
+    from ..lab.data import load_dataset
+    from ..lab.entries import Entry, resolve_entry
+    from ..lab.models import build_model
+
+    data = load_dataset(dataset, seed=seed)
+    build_model(model, data.input_shape, data.num_classes)  # fail early on a bad spec
+    entries = [resolve_entry(spec) for spec in _split(schemes) or ["xavier", "kaiming", "lsuv"]]
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(data.x_train.shape[0], generator=g)[:batch]
     x, y = data.x_train[idx], data.y_train[idx]
 
+    def init_for(entry: Entry) -> Callable[[torch.nn.Module], None]:
+        def init(m: torch.nn.Module) -> None:
+            initialize(m, entry.policy, seed)
+            if entry.data_init == "lsuv":  # the explicit data phase, on the diagnosed batch
+                lsuv_(m, x, orthonormal_preinit=False)
+
+        return init
+
     def factory() -> torch.nn.Module:
         return build_model(model, data.input_shape, data.num_classes)
 
-    def run_lsuv(m: torch.nn.Module) -> None:
-        lsuv_(m, x, generator=seed)
-
-    resolved = {k: (run_lsuv if v == "lsuv" else v) for k, v in inits.items()}
-    cmp = compare_schemes(factory, resolved, x, y, seed=seed)
+    cmp = compare_schemes(factory, {e.label: init_for(e) for e in entries}, x, y, seed=seed)
     console.print(cmp.table(layers="all" if all_layers else "weights"))
     folder = Path(out) if out else default_out_dir("diagnose")
     folder.mkdir(parents=True, exist_ok=True)

@@ -167,7 +167,8 @@ def preserved_state(
     finally:
         with torch.no_grad():
             for t, v in saved_p + saved_b:
-                t.copy_(v)
+                if not torch.equal(t, v):  # an untouched tensor keeps its version counter,
+                    t.copy_(v)  # so graphs the caller built before stay usable
         for p, g in zip(plist, grads, strict=True):
             p.grad = g
         for m, mode in modes:

@@ -138,7 +138,18 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
-        """A result from :meth:`to_dict` data (``None`` metric values come back as NaN)."""
+        """A result from :meth:`to_dict` data (``None`` metric values come back as NaN).
+
+        Raises ValueError for data that is not a run: not a mapping, or metrics that do not
+        hold every one of :data:`METRICS` as equally long, non-empty lists.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("metrics"), Mapping):
+            raise ValueError("not a run record (expected an object with 'metrics')")
+        lengths = {len(data["metrics"].get(m) or ()) for m in METRICS}
+        if not all(isinstance(data["metrics"].get(m), list) for m in METRICS) or (
+            len(lengths) != 1 or 0 in lengths
+        ):
+            raise ValueError(f"metrics must hold {', '.join(METRICS)} as equal, non-empty lists")
         fields = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in fields}
         kwargs["metrics"] = {
@@ -165,12 +176,15 @@ def append_results(folder: str | os.PathLike[str], results: Iterable[RunResult])
     """Append results to ``folder/runs.jsonl`` (created with the folder), one atomic line each."""
     path = Path(folder) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         for result in results:
             data = (result.to_json() + "\n").encode()
             _lock(fd, True)
             try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a line cut by a crash stays alone (and is skipped)
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
@@ -201,7 +215,7 @@ def load_results(folder: str | os.PathLike[str]) -> list[RunResult]:
             continue
         try:
             result = RunResult.from_json(line)
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             warnings.warn(f"{path}:{i}: skipped a malformed line ({e})", stacklevel=2)
             continue
         out.setdefault(result.run_id, result)

@@ -143,14 +143,16 @@ def build_run_model(
         torch.manual_seed(seed)
         model = model_factory()
     initialize(model, entry.policy, seed=seed)
+    model = model.to(device)
     if entry.data_init == "lsuv":
         if data is None:
             raise ValueError(f"entry {entry.label!r} needs training data for LSUV")
-        first_epoch = next(_orders(seed, data.x_train.shape[0], torch.device("cpu")))
-        lsuv_(model, data.x_train[first_epoch[:LSUV_BATCH]], orthonormal_preinit=False)
+        first_epoch = next(_orders(seed, data.x_train.shape[0], data.x_train.device))
+        batch = data.x_train[first_epoch[:LSUV_BATCH]].to(device)
+        lsuv_(model, batch, orthonormal_preinit=False)
     elif entry.data_init is not None:
         raise ValueError(f"unknown data-dependent init {entry.data_init!r}")
-    return model.to(device)
+    return model
 
 
 def _batches(n: int, batch_size: int) -> list[slice]:
