@@ -280,3 +280,15 @@ def test_lsuv_entries_and_propagation_at_init(tmp_path):
         r["output_std"] for r in data["diagnoses"]["xavier"]["records"] if r["kind"] == "Linear"
     ]
     assert xavier[-2] < 0.5 * xavier[0]  # xavier shrinks through the ReLU layers
+
+
+def test_report_rebuilds_the_last_comparison_of_a_reused_folder(tmp_path):
+    kw = {"model": "mlp:widths=16", "dataset": "synthetic:n=300,dim=8", "seeds": 1, "epochs": 1,
+          "out": tmp_path, "progress": False}  # fmt: skip
+    compare(entries=["xavier", "kaiming"], **kw)
+    second = compare(entries=["kaiming", "orthogonal"], **kw)
+    md = (tmp_path / "report.md").read_text()
+    rebuilt = report(tmp_path)
+    assert {s.entry for s in rebuilt.stats} == {s.entry for s in second.stats}
+    assert {s.entry for s in rebuilt.stats} == {"kaiming", "orthogonal"}
+    assert (tmp_path / "report.md").read_text() == md

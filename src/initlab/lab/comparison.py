@@ -315,13 +315,27 @@ def _finish(
     return ComparisonResult(ordered, stats, folder, paths, trained, len(ordered) - trained)
 
 
+def _reported_ids(folder: Path) -> list[str] | None:
+    """The run ids ``summary.json`` says the last report covered (None if unknown)."""
+    import json
+
+    try:
+        ids = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("run_ids")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [str(i) for i in ids] if isinstance(ids, list) and ids else None
+
+
 def report(
     folder: str | os.PathLike[str], notify: Callable[[str], None] | None = None
 ) -> ComparisonResult:
     """Rebuild the tables, curves, ``report.md`` and ``report.html`` from ``folder/runs.jsonl``.
 
-    When the file holds runs of several configurations (model, data set, training settings),
-    only those with the configuration of the last line are reported, with a notice.
+    The report covers the runs the last report in ``folder`` covered (``summary.json`` lists
+    their ids), so re-running ``compare`` with other entries or seeds into the same folder and
+    then ``report`` gives that comparison's tables again. Without a summary: when the file
+    holds runs of several configurations (model, data set, training settings), only those with
+    the configuration of the last line are reported, with a notice.
 
     Raises:
         FileNotFoundError: no ``runs.jsonl`` in ``folder``.
@@ -334,8 +348,13 @@ def report(
     def key(r: RunResult) -> str:
         return repr(sorted((k, repr(v)) for k, v in r.config.items() if k != "device"))
 
-    last = key(results[-1])
-    chosen = [r for r in results if key(r) == last]
+    ids = _reported_ids(folder)
+    by_id = {r.run_id: r for r in results}
+    if ids and all(i in by_id for i in ids):
+        chosen = [by_id[i] for i in ids]
+    else:
+        last = key(results[-1])
+        chosen = [r for r in results if key(r) == last]
     if len(chosen) != len(results):
         (notify or (lambda m: print(m, file=sys.stderr)))(
             f"initlab: {len(results) - len(chosen)} runs in {folder} have another configuration "

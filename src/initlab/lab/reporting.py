@@ -237,6 +237,10 @@ def write_report(
     paths["html"] = folder / REPORT_FILES["html"]
     _atomic_write(paths["html"], render_html(stats, meta, images))
     paths["summary"] = folder / REPORT_FILES["summary"]
-    summary = {"meta": meta, "stats": [s.to_dict() for s in stats]}
+    summary = {
+        "meta": meta,
+        "stats": [s.to_dict() for s in stats],
+        "run_ids": [r.run_id for r in results],  # what this report covers; `report` reuses it
+    }
     _atomic_write(paths["summary"], json.dumps(summary, indent=2, default=str) + "\n")
     return paths
