@@ -88,7 +88,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise
     except Exception as e:
         raise DatasetError(
-            f"cifar10: cannot read {path} as a CIFAR-10 python batch: {type(e).__name__}: {e}"
+            f"cifar10: cannot read {path} as a CIFAR-10 python batch: {type(e).__name__}: "
+            f"{' '.join(str(e).split())}"  # one line, whatever the wrapped error says
         ) from None
     if not isinstance(obj, dict):
         raise DatasetError(
