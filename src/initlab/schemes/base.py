@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -130,7 +132,11 @@ class Scheme:
                 self(full, fans, stream)
                 local.copy_(full[index])
                 return local
-            target = local if local.is_contiguous() else torch.empty(local.shape, dtype=local.dtype)
+            target = (
+                local
+                if local.is_contiguous()
+                else torch.empty(local.shape, dtype=local.dtype, device=local.device)
+            )
             if fans is not None and fans.blocks and self.uses_fans:
                 first = stream.draw
                 for k, blk in enumerate(fans.blocks):
@@ -158,7 +164,11 @@ class Scheme:
         self, region: Tensor, shape: tuple[int, ...], index: tuple[slice, ...], fans: Fans | None,
         stream: Any,
     ) -> None:  # fmt: skip
-        buf = region if region.is_contiguous() else torch.empty(region.shape, dtype=region.dtype)
+        buf = (
+            region
+            if region.is_contiguous()
+            else torch.empty(region.shape, dtype=region.dtype, device=region.device)
+        )
         with stream.window(shape, index):
             self.fill(buf, fans, stream)
         if buf is not region:
@@ -187,6 +197,13 @@ class Scheme:
     def target_std(self, fans: Fans | None) -> float | None:
         """Standard deviation the scheme targets for a block with these fans (None: undefined)."""
         return None
+
+    def check_source(self, kind: str) -> None:
+        """Raise ValueError, before anything is written, if the scheme cannot draw from a random
+        source of ``kind``: ``"keyed"`` (an element-addressable ``KeyedStream``) or ``"torch"``
+        (a ``torch.Generator`` or torch's global generator). The default accepts both."""
+        if kind not in ("keyed", "torch"):
+            raise ValueError(f"{self.name}: unknown random source kind {kind!r}")
 
     # -- configuration --------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -334,18 +351,43 @@ def aliases() -> dict[str, str]:
     return dict(_ALIASES)
 
 
-def check_positive(scheme: str, what: str, value: float, fix: str = "") -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+def as_real(value: Any) -> float | None:
+    """``value`` as a Python float when it is a real number: an int/float, a NumPy scalar or a
+    0-d real tensor (as torch.nn.init accepts); bools count (as 0/1). None otherwise."""
+    if isinstance(value, Tensor):
+        if value.dim() != 0 or value.is_complex():
+            return None
+        return float(value.item())
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return None
+
+
+def _is_bool(value: Any) -> bool:
+    if isinstance(value, Tensor):
+        return value.dtype == torch.bool
+    return isinstance(value, (bool, np.bool_))
+
+
+def check_positive(scheme: str, what: str, value: Any, fix: str = "") -> float:
+    """The positive finite number ``value`` as a float; ValueError otherwise."""
+    v = as_real(value)
+    if v is None or not (math.isfinite(v) and v > 0):
         raise ValueError(f"{scheme}: {what} must be a positive finite number, got {value!r}{fix}")
+    return v
 
 
-def check_finite(scheme: str, what: str, value: float) -> None:
-    if not (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ):
+def check_finite(scheme: str, what: str, value: Any) -> float:
+    """The finite number ``value`` as a float; ValueError otherwise (also for a bool)."""
+    v = None if _is_bool(value) else as_real(value)
+    if v is None or not math.isfinite(v):
         raise ValueError(f"{scheme}: {what} must be a finite number, got {value!r}")
+    return v
 
 
-def check_nonneg(scheme: str, what: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+def check_nonneg(scheme: str, what: str, value: Any) -> float:
+    """The finite number ``value`` >= 0 as a float; ValueError otherwise."""
+    v = as_real(value)
+    if v is None or not (math.isfinite(v) and v >= 0):
         raise ValueError(f"{scheme}: {what} must be a finite number >= 0, got {value!r}")
+    return v

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import numbers
 import warnings
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..fans import Fans
 from ..rng import RandomSource, TorchSource
-from .base import Scheme, check_finite, check_nonneg, check_positive, register_scheme
+from .base import Scheme, as_real, check_finite, check_nonneg, check_positive, register_scheme
 
 
 @register_scheme
@@ -27,8 +30,8 @@ class Uniform(Scheme):
     b: float = 1.0
 
     def __post_init__(self) -> None:
-        check_finite(self.name, "a", self.a)
-        check_finite(self.name, "b", self.b)
+        object.__setattr__(self, "a", check_finite(self.name, "a", self.a))
+        object.__setattr__(self, "b", check_finite(self.name, "b", self.b))
         if self.a > self.b:
             raise ValueError(f"uniform: need a <= b, got a={self.a}, b={self.b}; swap them")
 
@@ -52,8 +55,8 @@ class Normal(Scheme):
     std: float = 1.0
 
     def __post_init__(self) -> None:
-        check_finite(self.name, "mean", self.mean)
-        check_nonneg(self.name, "std", self.std)
+        object.__setattr__(self, "mean", check_finite(self.name, "mean", self.mean))
+        object.__setattr__(self, "std", check_nonneg(self.name, "std", self.std))
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
         rng.normal_(t, self.mean, self.std)
@@ -66,16 +69,53 @@ class Normal(Scheme):
 TRUNC_STD_2 = 0.87962566103423978
 
 
-def _trunc_moments_std(a: float, b: float) -> float:
-    """Standard deviation of N(0, 1) truncated to [a, b] (for reporting the achieved target)."""
-    phi = lambda x: 0.0 if math.isinf(x) else math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # noqa: E731
-    cdf = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))  # noqa: E731
-    z = cdf(b) - cdf(a)
-    ta = 0.0 if math.isinf(a) else a * phi(a)
-    tb = 0.0 if math.isinf(b) else b * phi(b)
-    mean = (phi(a) - phi(b)) / z
-    var = 1 + (ta - tb) / z - mean**2
-    return math.sqrt(max(var, 0.0))
+#: the truncated density is negligible (< e^-45 of its peak) beyond this log-density drop
+_TAIL_DROP = 45.0
+_PANELS = 24
+
+
+@functools.lru_cache(maxsize=1)
+def _gl_rule(nodes: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    return 0.5 * (x + 1.0), 0.5 * w  # on [0, 1]
+
+
+def _trunc_moments_std(a: float, b: float) -> float | None:
+    """Standard deviation of N(0, 1) truncated to [a, b] (for reporting the achieved target).
+
+    Closed forms in Phi differences cancel catastrophically in far tails ([10, 11]: the mass
+    underflows relative to 1) and for narrow intervals ([4, 4.001]: var ~ width²/12 is the
+    difference of numbers ~16). Instead the interval is mirrored so that its point nearest 0
+    (the mode m) is at its low end or inside it, cut where the density has fallen by e^-45,
+    and the centred variance is integrated by composite Gauss-Legendre in y = x - m, with the
+    log-density -(y·(m + y/2)) relative to the mode (no underflow, no cancellation).
+    Accurate to ~1e-12 relative; None when not computable.
+    """
+    try:
+        a, b = float(a), float(b)
+        if math.isnan(a) or math.isnan(b) or not a < b:
+            return None
+        if a + b < 0:  # std is symmetric: put the mode at the low end or inside
+            a, b = -b, -a
+        m = max(a, 0.0)  # the mode of the truncated density (b > m since a + b >= 0)
+        reach = 2.0 * _TAIL_DROP / (math.hypot(m, math.sqrt(2.0 * _TAIL_DROP)) + m)
+        lo = max(a - m, -reach)  # only < 0 when m = 0
+        hi = min(b - m, reach)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+            return None
+        u, w = _gl_rule()
+        edges = np.linspace(lo, hi, _PANELS + 1)
+        width = np.diff(edges)[:, None]
+        y = (edges[:-1, None] + width * u[None, :]).ravel()
+        wt = (width * w[None, :]).ravel() * np.exp(-(y * (m + 0.5 * y)))
+        mass = wt.sum()
+        if not (math.isfinite(mass) and mass > 0):
+            return None
+        mean = float((wt * y).sum() / mass)
+        var = float((wt * (y - mean) ** 2).sum() / mass)
+        return math.sqrt(var) if math.isfinite(var) and var >= 0 else None
+    except (OverflowError, ValueError, ZeroDivisionError):
+        return None
 
 
 @register_scheme(aliases=("truncated_normal", "trunc_normal_tf"))
@@ -104,11 +144,14 @@ class TruncNormal(Scheme):
     method: str = "exact"
 
     def __post_init__(self) -> None:
-        check_finite(self.name, "mean", self.mean)
-        check_positive(self.name, "std", self.std, "; use constant for a fixed value")
+        object.__setattr__(self, "mean", check_finite(self.name, "mean", self.mean))
+        std = check_positive(self.name, "std", self.std, "; use constant for a fixed value")
+        object.__setattr__(self, "std", std)
         for what, v in (("a", self.a), ("b", self.b)):
-            if not isinstance(v, (int, float)) or math.isnan(v):
+            x = as_real(v)
+            if x is None or math.isnan(x):
                 raise ValueError(f"trunc_normal: {what} must be a number, got {v!r}")
+            object.__setattr__(self, what, x)
         if not self.a < self.b:
             raise ValueError(f"trunc_normal: need a < b, got a={self.a}, b={self.b}")
         if self.bounds not in ("absolute", "std"):
@@ -151,8 +194,18 @@ class TruncNormal(Scheme):
         lo, hi = self.mean + alpha * self.std, self.mean + beta * self.std
         t.clamp_(lo, hi)  # guards rounding of mean + std*z only; z is already inside [alpha, beta]
 
-    def target_std(self, fans: Fans | None) -> float:
-        return self.std * _trunc_moments_std(*self.std_bounds())
+    def target_std(self, fans: Fans | None) -> float | None:
+        s = _trunc_moments_std(*self.std_bounds())
+        return None if s is None else self.std * s
+
+    def check_source(self, kind: str) -> None:
+        super().check_source(kind)
+        if self.method == "torch" and kind == "keyed":
+            raise ValueError(
+                "trunc_normal(method='torch') needs rng='torch' (a torch.Generator or torch's "
+                "global generator): it calls torch's own sampler, which cannot draw from a "
+                "keyed stream; use method='exact' with rng='keyed'"
+            )
 
 
 @register_scheme
@@ -168,7 +221,14 @@ class Constant(Scheme):
     val: float = 0.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.val, (int, float)) or isinstance(self.val, bool):
+        v = self.val
+        if isinstance(v, Tensor) and v.dim() == 0 and not v.is_complex():
+            v = v.item()  # a Python bool, int or float
+        if isinstance(v, numbers.Integral):
+            object.__setattr__(self, "val", int(v))  # torch fills True as 1
+        elif isinstance(v, numbers.Real):
+            object.__setattr__(self, "val", float(v))
+        else:
             raise ValueError(f"constant: val must be a number, got {self.val!r}")
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:

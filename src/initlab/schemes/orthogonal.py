@@ -97,7 +97,7 @@ class Orthogonal(Scheme):
     gain: float = 1.0
 
     def __post_init__(self) -> None:
-        check_finite(self.name, "gain", self.gain)
+        object.__setattr__(self, "gain", check_finite(self.name, "gain", self.gain))
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
         if len(shape) < 2:
@@ -150,28 +150,39 @@ class DeltaOrthogonal(Scheme):
     gain: float = 1.0
 
     def __post_init__(self) -> None:
-        check_finite(self.name, "gain", self.gain)
+        object.__setattr__(self, "gain", check_finite(self.name, "gain", self.gain))
 
-    def check_shape(self, shape: tuple[int, ...]) -> None:
-        super().check_shape(shape)
-        if shape[1] > shape[0]:
+    def validate(self, shape: tuple[int, ...], fans: Fans | None = None) -> Fans | None:
+        """All shape checks (groups included) before any tensor is touched."""
+        fans = super().validate(shape, fans)
+        out, inn = shape[0], shape[1]
+        groups = _conv_groups(fans)
+        if out % groups:
+            raise ValueError(
+                f"{self.name}: out_channels {out} (dim 0 of shape {tuple(shape)}) is not "
+                f"divisible by groups={groups}"
+            )
+        if groups == 1 and inn > out:
             raise ValueError(
                 f"{self.name}: needs in_channels <= out_channels (shape[1] <= shape[0]) so the "
                 f"centre tap can have orthonormal columns (Xiao et al. 2018 require "
-                f"c_out >= c_in), got shape {shape}; use 'orthogonal' for a contracting layer"
+                f"c_out >= c_in), got shape {tuple(shape)}; use 'orthogonal' for a contracting "
+                f"layer"
             )
+        if inn > out // groups:
+            raise ValueError(
+                f"{self.name}: with groups={groups} each group's centre block is "
+                f"[out/g, in/g] = [{out // groups}, {inn}], which needs out/g >= in/g so it "
+                f"can have orthonormal columns; got shape {tuple(shape)}; use 'orthogonal' "
+                f"for a contracting layer"
+            )
+        return fans
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
         _check_float(self.name, t)
-        out, inn = t.shape[0], t.shape[1]
+        inn = t.shape[1]
         groups = _conv_groups(fans)
-        if out % groups or inn > out // groups:
-            raise ValueError(
-                f"{self.name}: with groups={groups} each group's centre block is "
-                f"[{out}/{groups}, {inn}], which must have out/groups >= in/groups and "
-                f"out divisible by groups; got shape {tuple(t.shape)}"
-            )
-        per = out // groups
+        per = t.shape[0] // groups
         centre = tuple(k // 2 for k in t.shape[2:])
         t.zero_()
         for g in range(groups):

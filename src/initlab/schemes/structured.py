@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..fans import Fans
 from ..rng import RandomSource
-from .base import Scheme, check_finite, check_nonneg, get_scheme, register_scheme
+from .base import Scheme, as_real, check_finite, check_nonneg, get_scheme, register_scheme
 
 
 def _check_int(scheme: str, what: str, value: Any, least: int) -> None:
@@ -49,7 +49,7 @@ class Identity(Scheme):
     gain: float = 1.0
 
     def __post_init__(self) -> None:
-        check_finite(self.name, "gain", self.gain)
+        object.__setattr__(self, "gain", check_finite(self.name, "gain", self.gain))
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
         t.zero_()
@@ -116,6 +116,13 @@ class Dirac(Scheme):
         t[(rows, cols, *centre)] = 1
 
 
+def _groups(scheme: str, fans: Fans | None) -> int:
+    g = fans.attr("groups", 1) if fans is not None else 1
+    if not isinstance(g, int) or isinstance(g, bool) or g < 1:
+        raise ValueError(f"{scheme}: fans attribute groups must be an int >= 1, got {g!r}")
+    return g
+
+
 def zero_matrix(m: int, n: int) -> Tensor:
     """The ZerO matrix for a weight [m, n] (m = out, n = in), in float64.
 
@@ -165,14 +172,30 @@ class ZerO(Scheme):
     deterministic = True
     ndims = (2, 3, 4, 5)
 
+    def validate(self, shape: tuple[int, ...], fans: Fans | None = None) -> Fans | None:
+        fans = super().validate(shape, fans)
+        groups = _groups(self.name, fans)
+        if groups > 1 and (len(shape) < 3 or shape[0] % groups):
+            raise ValueError(
+                f"{self.name}: fans say groups={groups}, which needs a conv kernel whose dim 0 "
+                f"is divisible by groups; got shape {tuple(shape)}"
+            )
+        return fans
+
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
-        mat = zero_matrix(t.shape[0], t.shape[1])
+        groups = _groups(self.name, fans) if t.dim() > 2 else 1
+        per = t.shape[0] // groups
+        # grouped conv [out, in/groups, *k]: one ZerO matrix [out/groups, in/groups] per group
+        # (depthwise: 1 x 1, the identity per channel)
+        mat = zero_matrix(per, t.shape[1])
         if t.dim() == 2:
             t.copy_(mat)
             return
         t.zero_()
         centre = tuple(k // 2 for k in t.shape[2:])
-        t[(slice(None), slice(None), *centre)] = mat.to(device=t.device, dtype=t.dtype)
+        m = mat.to(device=t.device, dtype=t.dtype)
+        for g in range(groups):
+            t[(slice(g * per, (g + 1) * per), slice(None), *centre)] = m
 
 
 @register_scheme
@@ -199,13 +222,14 @@ class Sparse(Scheme):
     std: float = 0.01
 
     def __post_init__(self) -> None:
-        s = self.sparsity
-        if not (isinstance(s, (int, float)) and not isinstance(s, bool) and 0.0 <= s <= 1.0):
+        s = as_real(self.sparsity)
+        if isinstance(self.sparsity, bool) or s is None or not 0.0 <= s <= 1.0:
             raise ValueError(
                 f"{self.name}: sparsity is the fraction of each column set to zero and must "
-                f"lie in [0, 1], got {s!r}"
+                f"lie in [0, 1], got {self.sparsity!r}"
             )
-        check_nonneg(self.name, "std", self.std)
+        object.__setattr__(self, "sparsity", s)
+        object.__setattr__(self, "std", check_nonneg(self.name, "std", self.std))
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
         rows, cols = t.shape
@@ -275,7 +299,7 @@ class Scaled(Scheme):
                 f"{self.name}: base must be a Scheme, a scheme name or a config dict, "
                 f"got {type(base).__name__}"
             )
-        check_finite(self.name, "factor", self.factor)
+        object.__setattr__(self, "factor", check_finite(self.name, "factor", self.factor))
         # mirror the base's class-level properties on this instance
         object.__setattr__(self, "uses_fans", base.uses_fans)
         object.__setattr__(self, "deterministic", base.deterministic)
@@ -296,6 +320,12 @@ class Scaled(Scheme):
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
         self.base.check_shape(shape)
+
+    def validate(self, shape: tuple[int, ...], fans: Fans | None = None) -> Fans | None:
+        return self.base.validate(shape, fans)
+
+    def check_source(self, kind: str) -> None:
+        self.base.check_source(kind)
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
         self.base.fill(t, fans, rng)

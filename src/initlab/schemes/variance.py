@@ -25,7 +25,7 @@ from torch import Tensor
 from ..fans import FAN_MODES, Fans, fans_from_axes
 from ..gain import calculate_gain, gain
 from ..rng import RandomSource
-from .base import Scheme, check_finite, check_positive, register_scheme
+from .base import Scheme, as_real, check_finite, check_positive, register_scheme
 from .basic import TRUNC_STD_2
 
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
@@ -35,16 +35,34 @@ _TORCH_NONLINEARITIES = (
 )  # fmt: skip
 
 
-def _check_mode(scheme: str, mode: str, allowed: tuple[str, ...] = FAN_MODES) -> None:
-    if mode not in allowed:
+def _check_mode(scheme: str, mode: str, allowed: tuple[str, ...] = FAN_MODES) -> str:
+    """``mode`` lower-cased (as torch does); ValueError when it is not one of ``allowed``."""
+    low = mode.lower() if isinstance(mode, str) else mode
+    if low not in allowed:
         raise ValueError(f"{scheme}: mode {mode!r} is not supported; use one of {list(allowed)}")
+    return low
+
+
+#: activations whose parameter is a negative slope: a = 0 means slope 0 (relu's gain)
+_SLOPE_ACTIVATIONS = ("leaky_relu", "prelu")
 
 
 def _nonlinearity_gain(nonlinearity: str, a: float | None) -> float:
-    """torch's calculate_gain for torch's names (exact parity); initlab.gain for any other."""
-    if nonlinearity in _TORCH_NONLINEARITIES:
-        return calculate_gain(nonlinearity, a)  # type: ignore[arg-type]
-    return gain(nonlinearity, a if a else None)
+    """torch's calculate_gain for torch's names (exact parity); initlab.gain for any other.
+
+    Names are matched case-insensitively (``initlab.gain`` lower-cases too), so "Sigmoid" gets
+    torch's 1, not the second-moment gain of sigmoid. ``a`` is passed to leaky_relu/prelu as
+    their slope (0 included); for elu/celu/softplus a = 0 (the default) means their default
+    parameter; activations without a parameter reject a non-zero ``a``.
+    """
+    if not isinstance(nonlinearity, str):
+        raise ValueError(f"nonlinearity must be a name, got {nonlinearity!r}")
+    key = nonlinearity.lower()
+    if key in _TORCH_NONLINEARITIES:
+        return calculate_gain(key, a)  # type: ignore[arg-type]
+    if key in _SLOPE_ACTIVATIONS:
+        return gain(key, a)
+    return gain(key, a if a else None)
 
 
 def _fans_for(t: Tensor, fans: Fans | None) -> Fans:
@@ -83,8 +101,8 @@ class VarianceScaling(Scheme):
     batch_axis: int | tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        check_positive(self.name, "scale", self.scale)
-        _check_mode(self.name, self.mode)
+        object.__setattr__(self, "scale", check_positive(self.name, "scale", self.scale))
+        object.__setattr__(self, "mode", _check_mode(self.name, self.mode))
         dist = "normal" if self.distribution == "untruncated_normal" else self.distribution
         object.__setattr__(self, "distribution", dist)
         if dist not in DISTRIBUTIONS:
@@ -100,10 +118,16 @@ class VarianceScaling(Scheme):
         if self.in_axis is not None:
             fans_from_axes(shape, self.in_axis, self.out_axis, self.batch_axis)  # type: ignore[arg-type]
 
-    def __call__(self, tensor, fans=None, generator=None):  # type: ignore[no-untyped-def]
+    def _axes_fans(self, shape: tuple[int, ...]) -> Fans:
+        return fans_from_axes(shape, self.in_axis, self.out_axis, self.batch_axis)  # type: ignore[arg-type]
+
+    def validate(self, shape: tuple[int, ...], fans: Fans | None = None) -> Fans | None:
+        """As Scheme.validate; with explicit axes the fans are the axes' (they override the
+        fans passed in), so calls, window fills, plans and ``target_std`` all agree."""
         if self.in_axis is not None:
-            fans = fans_from_axes(tuple(tensor.shape), self.in_axis, self.out_axis, self.batch_axis)  # type: ignore[arg-type]
-        return super().__call__(tensor, fans, generator)
+            self.check_shape(shape)
+            fans = self._axes_fans(tuple(shape))
+        return super().validate(shape, fans)
 
     def variance(self, fans: Fans) -> float:
         n = fans.fan(self.mode)
@@ -115,6 +139,10 @@ class VarianceScaling(Scheme):
         return None if fans is None else math.sqrt(self.variance(fans))
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
+        # the fans given are validate's (the whole tensor's, also for a window); only a bare
+        # fill without fans derives them from t's own shape
+        if fans is None and self.in_axis is not None:
+            fans = self._axes_fans(tuple(t.shape))
         var = self.variance(_fans_for(t, fans))
         if self.distribution == "uniform":
             bound = math.sqrt(3.0 * var)
@@ -126,8 +154,8 @@ class VarianceScaling(Scheme):
             t.mul_(math.sqrt(var) / TRUNC_STD_2)
 
 
-def _gain_ok(scheme: str, value: float) -> None:
-    check_finite(scheme, "gain", value)
+def _gain_ok(scheme: str, value: float) -> float:
+    return check_finite(scheme, "gain", value)
 
 
 @register_scheme(aliases=("glorot_uniform",))
@@ -143,7 +171,7 @@ class XavierUniform(Scheme):
     gain: float = 1.0
 
     def __post_init__(self) -> None:
-        _gain_ok(self.name, self.gain)
+        object.__setattr__(self, "gain", _gain_ok(self.name, self.gain))
 
     def target_std(self, fans: Fans | None) -> float | None:
         return (
@@ -191,7 +219,12 @@ class KaimingUniform(Scheme):
     nonlinearity: str = "leaky_relu"
 
     def __post_init__(self) -> None:
-        _check_mode(self.name, self.mode)
+        object.__setattr__(self, "mode", _check_mode(self.name, self.mode))
+        a = as_real(self.a)
+        if a is None:
+            raise ValueError(f"{self.name}: a must be a number, got {self.a!r}")
+        if not isinstance(self.a, int):  # keep ints (torch's a=0) and bools (rejected) as given
+            object.__setattr__(self, "a", a)
         _nonlinearity_gain(self.nonlinearity, self.a)  # validates the name and slope now
 
     def _std(self, fans: Fans) -> float:
