@@ -422,7 +422,7 @@ def err(source) -> PolicyError:
         ),
         (
             {"rules": [{"scheme": "normal", "params": {"std": -1.0}}]},
-            "rules[0].scheme",
+            "rules[0].params.std",  # the offending key itself
             "std must be",
         ),
         ({"rules": [{"scheme": {"std": 1.0}}]}, "rules[0].scheme", "missing 'name'"),

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .fans import Fans
-from .plan import PolicyLike, plan
+from .plan import PolicyLike, plan, uncovered_blocks
 from .report import InitReport, ParamRow
 from .rng import RandomSource, TorchSource
 from .schemes import Scheme
@@ -83,11 +83,8 @@ def initialize(
     report.rng = rng
     params = dict(_named_params(model, prefix))
     for row in report.rows:
-        if row.status == "planned" and params[row.qualname].is_meta:
-            raise ValueError(
-                f"parameter {row.qualname!r} is on the meta device: it has no storage to fill. "
-                "Use initlab.plan() for a dry run, or materialise the model first"
-            )
+        if row.status in _FILLED:
+            _check_target(row, params[row.qualname], rng)
     sharded = _sharded_rows(report, params)
     if sharded and rng != "keyed":
         raise ValueError(
@@ -98,27 +95,76 @@ def initialize(
     modules = dict(model.named_modules(remove_duplicate=False))
     new_rows = []
     for row in report.rows:
-        if row.status != "planned":
+        if row.status not in _FILLED:
             new_rows.append(row)
             continue
         param = params[row.qualname]
         source = torch_source if torch_source is not None else KeyedStream(seed, row.qualname)
         module = modules.get(_strip(row.module_name, prefix))
-        if row.qualname in sharded:  # a DTensor: fill this rank's shard from global indices
-            from .distributed import fill_sharded
+        try:
+            if row.qualname in sharded:  # a DTensor: fill this rank's shard from global indices
+                from .distributed import fill_sharded
 
-            fill_sharded(row, param, source, module)
-            std = None  # the global std would need communication
-        else:
-            fill_row(row, param, source, module=module)
-            std = _std(param)
-        new_rows.append(dataclasses.replace(row, status="initialized", achieved_std=std))
+                fill_sharded(row, param, source, module)
+                std = None  # the global std would need communication
+            else:
+                fill_row(row, param, source, module=module)
+                std = _std(param)
+        except Exception as e:
+            raise _named_error(e, row) from e
+        # a partial row (only some blocks had a rule) keeps its status: the rest was left
+        status = "initialized" if row.status == "planned" else row.status
+        new_rows.append(dataclasses.replace(row, status=status, achieved_std=std))
     report.rows = new_rows
     if sharded:
         from .distributed import note_full_generation
 
         note_full_generation(report, sharded)
     return report
+
+
+#: the statuses ``initialize`` writes: planned rows, and the covered blocks of partial rows
+_FILLED = ("planned", "partial")
+
+
+def _row_schemes(row: ParamRow) -> list[tuple[str, Scheme]]:
+    """(rule id, scheme) of the whole-parameter scheme and of every block override."""
+    out = [] if row.scheme is None else [(row.rule_id or "?", row.scheme)]
+    return out + [(f"{rid} (block {b})", s) for b, rid, s in row.block_overrides]
+
+
+def _check_target(row: ParamRow, param: Tensor, rng: str) -> None:
+    """Everything that can be known about filling ``param`` before any tensor is written."""
+    if param.is_meta:
+        raise ValueError(
+            f"parameter {row.qualname!r} is on the meta device: it has no storage to fill. "
+            "Use initlab.plan() for a dry run, or materialise the model first"
+        )
+    for rule_id, scheme in _row_schemes(row):
+        where = f"parameter {row.qualname!r} (rule {rule_id}, scheme {scheme.name})"
+        if not param.is_floating_point() and not scheme.deterministic:
+            raise TypeError(
+                f"{where}: a random scheme needs a floating-point tensor, but the parameter "
+                f"has dtype {str(param.dtype).removeprefix('torch.')}; exclude it or give it "
+                "a deterministic scheme (zeros, ones, constant...)"
+            )
+        check = getattr(scheme, "check_source", None)
+        if check is not None:
+            try:
+                check(rng)
+            except Exception as e:
+                raise _named_error(e, row, rule_id) from e
+
+
+def _named_error(e: Exception, row: ParamRow, rule_id: str | None = None) -> Exception:
+    """``e`` again (same type when it can be rebuilt from a message), prefixed with the
+    parameter and rule it happened for."""
+    rule_id = rule_id or row.rule_id or ", ".join(r for _, r, _ in row.block_overrides) or "?"
+    msg = f"parameter {row.qualname!r} (rule {rule_id}): {e}"
+    try:
+        return type(e)(msg)
+    except Exception:
+        return RuntimeError(msg)
 
 
 def _strip(name: str, prefix: str) -> str:
@@ -141,7 +187,7 @@ def _sharded_rows(report: InitReport, params: dict[str, nn.Parameter]) -> set[st
     from .distributed import check_sharded, is_dtensor
 
     names = {r.qualname for r in report.rows
-             if r.status == "planned" and is_dtensor(params[r.qualname])}  # fmt: skip
+             if r.status in _FILLED and is_dtensor(params[r.qualname])}  # fmt: skip
     for name in names:
         check_sharded(name, params[name])
     return names
@@ -291,25 +337,37 @@ def regenerate(
 
     The row carries the scheme, fans, seed and stream name, so the result equals what
     ``initialize`` wrote (before the padding-row constraint, which needs the module). With
-    ``index`` (a tuple of slices), only that window is generated for element-wise schemes.
+    ``index`` (a tuple of step-1 slices and ints), only that window is generated for
+    element-wise schemes; an int entry drops its dimension, as ``full[index]`` would.
     """
     if row.seed is None:
         raise ValueError(f"{row.qualname}: the report was made with rng='torch'; nothing to key")
     if row.scheme is None and not row.block_overrides:
         raise ValueError(f"{row.qualname}: status {row.status!r}, no scheme to regenerate")
+    missing = uncovered_blocks(row)
+    if missing:
+        raise ValueError(
+            f"{row.qualname}: block(s) {', '.join(missing)} have no rule (status "
+            f"{row.status!r}); their values are not defined by the report"
+        )
     stream = KeyedStream(row.seed, row.stream_name)
     if index is None:
         out = torch.empty(row.shape, dtype=dtype, device=device)
         _fill_row(row, out, stream)
         return out
-    if row.block_overrides:  # block overrides write over the whole: build it, then cut
-        return regenerate(row, dtype=dtype, device=device)[index].clone()
-    assert row.scheme is not None
     from .schemes.base import _normalise_index
 
     idx = _normalise_index(index, row.shape)
+    # an int entry drops its dimension, as in torch indexing (on both paths below)
+    keep = tuple(
+        0 if isinstance(i, int) and not isinstance(i, bool) else slice(None)
+        for i in (index if isinstance(index, tuple) else (index,))
+    )
+    if row.block_overrides:  # block overrides write over the whole: build it, then cut
+        return regenerate(row, dtype=dtype, device=device)[idx][keep].clone()
+    assert row.scheme is not None
     out = torch.empty(tuple(s.stop - s.start for s in idx), dtype=dtype, device=device)
-    return row.scheme.fill_window(out, row.shape, idx, row.fans, stream)
+    return row.scheme.fill_window(out, row.shape, idx, row.fans, stream)[keep]
 
 
 def as_apply_fn(
@@ -325,6 +383,8 @@ def as_apply_fn(
     for nested modules).
     """
     names = {id(m): n for n, m in root.named_modules()} if root is not None else None
+    # a tied parameter is filled once, by the module of its first name in ``root``
+    canon = {id(p): n for n, p in root.named_parameters()} if root is not None else {}
 
     def fn(module: nn.Module) -> None:
         if names is None:
@@ -332,11 +392,14 @@ def as_apply_fn(
             return
         if id(module) not in names:
             raise ValueError(f"{type(module).__name__} is not a submodule of the given root")
-        own = {n for n, _ in module.named_parameters(recurse=False)}
-        if not own:
-            return
         prefix = names[id(module)]
-        keep = tuple(f"{prefix}.{n}" if prefix else n for n in own)
+        keep = tuple(
+            full
+            for n, p in module.named_parameters(recurse=False)
+            if canon.get(id(p)) == (full := f"{prefix}.{n}" if prefix else n)
+        )
+        if not keep:
+            return
         exclude = _others(module, prefix, keep)
         initialize(module, policy, seed, prefix=prefix, exclude=exclude, **kwargs)
 

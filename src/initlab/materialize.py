@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from .apply import _check_seed, _std, fill_row
 from .distributed import check_sharded, empty_sharded, fill_sharded, is_dtensor
 from .distributed import note_full_generation as _note
-from .plan import PolicyLike, plan
+from .plan import PolicyLike, plan, uncovered_blocks
 from .report import InitReport, ParamRow
 from .streams import KeyedStream
 
@@ -92,6 +92,14 @@ def check_on_meta(model: nn.Module, what: str = "materialize") -> None:
 
 def check_rows(report: InitReport, what: str = "materialize") -> None:
     """Every parameter must be planned: on meta there are no values to leave in place."""
+    partial = {r.qualname: uncovered_blocks(r) for r in report.rows if r.status == "partial"}
+    if partial:
+        shown = "; ".join(f"{n}: block(s) {', '.join(b)}" for n, b in partial.items())
+        raise MaterializeError(
+            f"{what}: {len(partial)} packed parameter(s) have rules for only some of their "
+            f"blocks, and on the meta device the other blocks have no values to keep: {shown}. "
+            "Add a whole-parameter rule after the block rules, or a default"
+        )
     left = [r.qualname for r in report.rows if r.status != "planned"]
     if left:
         raise MaterializeError(
@@ -147,7 +155,36 @@ def plan_buffers(
     unused = sorted(set(user) - used)
     if unused:
         raise MaterializeError(f"buffers= names no buffer of the model: {', '.join(unused)}")
+    for spec in specs:
+        _check_init(spec)
     return specs
+
+
+def _check_init(spec: BufferSpec) -> None:
+    """An initialiser's type, and a tensor's shape against the buffer (before allocation)."""
+    init = spec.init
+    if isinstance(init, Tensor):
+        try:
+            ok = torch.broadcast_shapes(tuple(init.shape), tuple(spec.meta.shape)) == tuple(
+                spec.meta.shape
+            )
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise MaterializeError(
+                f"buffer {spec.qualname!r}: the tensor initialiser has shape "
+                f"{tuple(init.shape)}, which does not broadcast to the buffer's shape "
+                f"{tuple(spec.meta.shape)}"
+            )
+        if init.is_meta:
+            raise MaterializeError(
+                f"buffer {spec.qualname!r}: the tensor initialiser is on the meta device"
+            )
+    elif not callable(init) and not isinstance(init, (bool, int, float)):
+        raise MaterializeError(
+            f"buffer {spec.qualname!r}: initialiser must be a number, a tensor or a "
+            f"callable, got {type(init).__name__} ({init!r})"
+        )
 
 
 def make_buffer(spec: BufferSpec, device: torch.device, dtype: torch.dtype | None) -> Tensor:
@@ -160,9 +197,14 @@ def make_buffer(spec: BufferSpec, device: torch.device, dtype: torch.dtype | Non
         if isinstance(init, Tensor):
             t.copy_(init)
         elif callable(init):
-            out = init(t)
-            if isinstance(out, Tensor) and out is not t:
-                t.copy_(out)
+            try:
+                out = init(t)
+                if isinstance(out, Tensor) and out is not t:
+                    t.copy_(out)
+            except Exception as e:
+                raise MaterializeError(
+                    f"buffer {spec.qualname!r}: its initialiser {init!r} failed: {e}"
+                ) from e
         elif isinstance(init, (bool, int, float)):
             t.fill_(init)
         else:
@@ -230,6 +272,8 @@ def materialize(
             )
     owners = _owners(model, "_parameters")
     modules = dict(model.named_modules(remove_duplicate=False))
+    # buffers are made (not yet set) first: a failing initialiser leaves everything on meta
+    made = [make_buffer(spec, dev, dtype) for spec in specs]
 
     rows: list[ParamRow] = []
     for row in report.rows:
@@ -259,8 +303,7 @@ def materialize(
                 dtype=row_dtype(row, dtype),
             )
         )
-    for spec in specs:
-        buf = make_buffer(spec, dev, dtype)
+    for spec, buf in zip(specs, made, strict=True):
         for mod, attr in spec.owners:
             setattr(mod, attr, buf)
     report.rows = rows

@@ -25,13 +25,21 @@ PolicyLike = Policy | str | dict[str, Any]
 
 
 class UnmatchedParametersError(ValueError):
-    """``strict=True`` (or ``unmatched="error"``) and some parameters matched no rule."""
+    """``strict=True`` (or ``unmatched="error"``) and some parameters matched no rule (or,
+    for a packed parameter, only some of its blocks did)."""
 
-    def __init__(self, names: list[str], policy_name: str | None) -> None:
+    def __init__(
+        self, names: list[str], policy_name: str | None, partial: dict[str, list[str]] | None = None
+    ) -> None:
         self.names = names
+        partial = partial or {}
+        shown = ", ".join(
+            f"{n} (blocks {', '.join(partial[n])} have no rule)" if n in partial else n
+            for n in names
+        )
         super().__init__(
             f"{len(names)} parameter(s) matched no rule of policy {policy_name or '(unnamed)'} "
-            f"and nothing was written: {', '.join(names)}. Add rules for them, set "
+            f"and nothing was written: {shown}. Add rules for them, set "
             "unmatched='default' with a default scheme, or exclude them."
         )
 
@@ -73,7 +81,8 @@ def plan(
     aliases: dict[int, list[str]] = {}
     order: list[int] = []
     for mod_name, module in model.named_modules(remove_duplicate=False):
-        for pname, param in module.named_parameters(recurse=False):
+        # remove_duplicate=False: one Parameter under two attributes of a module is an alias
+        for pname, param in module.named_parameters(recurse=False, remove_duplicate=False):
             full = _join(_join(prefix, mod_name), pname)
             key = id(param)
             if key in owners:
@@ -91,17 +100,22 @@ def plan(
             f"parameter(s) {', '.join(lazy)} of a lazy module are not materialised yet: run one "
             "forward pass (e.g. on a dummy batch) before planning or initialising"
         )
+    by_module = {id(m): n for n, m in model.named_modules()}
+    modules = dict(model.named_modules())
     rows: list[ParamRow] = []
     for key in order:
         mod_name, pname, module = owners[key]
-        rows.append(
-            _plan_one(pol, mod_name, pname, module, params[key], aliases[key], seed, exclude)
+        fans_from = _fans_owner(modules, by_module.get(id(module)), module, pname)
+        row = _plan_one(
+            pol, mod_name, pname, module, params[key], aliases[key], seed, exclude, fans_from
         )
+        rows.append(row)
 
     report = InitReport(rows=rows, seed=seed, policy=pol)
     unmatched = report.unmatched
     if unmatched and (strict or pol.unmatched == "error"):
-        raise UnmatchedParametersError(unmatched, pol.name)
+        partial = {r.qualname: uncovered_blocks(r) for r in rows if r.status == "partial"}
+        raise UnmatchedParametersError(unmatched, pol.name, partial)
     return report
 
 
@@ -114,10 +128,11 @@ def _plan_one(
     aliases: list[str],
     seed: int | None,
     exclude: tuple[str, ...],
+    fans_from: tuple[nn.Module, str] | None = None,
 ) -> ParamRow:
     qualname = _join(mod_name, pname)
     shape = tuple(param.shape)
-    fans, fans_error = _fans(module, pname)
+    fans, fans_error = _fans(*(fans_from or (module, pname)))
     row = ParamRow(
         qualname=qualname,
         module_name=mod_name,
@@ -130,7 +145,8 @@ def _plan_one(
         aliases=tuple(aliases),
         seed=seed,
     )
-    if pol.is_excluded(qualname) or any(pattern_matches(p, qualname) for p in exclude):
+    names = (qualname, *aliases)  # a tied parameter is excluded by any of its names
+    if any(pol.is_excluded(n) or any(pattern_matches(p, n) for p in exclude) for n in names):
         return dataclasses.replace(row, status="excluded")
     info = ParamInfo(
         qualname=qualname,
@@ -153,12 +169,40 @@ def _plan_one(
     )
     if scheme is None and not overrides:
         return dataclasses.replace(row, status="unmatched")
-    if scheme is None:  # only some blocks are covered: the rest stays as it is
+    status = "planned"
+    if scheme is None:  # only block rules apply
         rule_id = None
+        if not res.covers(info.block_names):
+            # some blocks have no rule: "partial" counts as unmatched (strict, "error",
+            # materialize, checkpoints); initialize fills only the covered blocks
+            status = "partial"
     row = dataclasses.replace(
-        row, status="planned", rule_id=rule_id, scheme=scheme, block_overrides=overrides
+        row, status=status, rule_id=rule_id, scheme=scheme, block_overrides=overrides
     )
     return _validated(row, fans_error)
+
+
+def uncovered_blocks(row: ParamRow) -> list[str]:
+    """The blocks of a row that no rule fills (empty when the whole parameter is planned)."""
+    if row.scheme is not None or row.fans is None:
+        return []
+    done = {b for b, _, _ in row.block_overrides}
+    return [b.name for b in row.fans.blocks if b.name not in done]
+
+
+def _fans_owner(
+    modules: dict[str, nn.Module], mod_name: str | None, module: nn.Module, pname: str
+) -> tuple[nn.Module, str] | None:
+    """Where to compute a parameter's fans when its parent layer changes them: a
+    MultiheadAttention's ``out_proj.bias``, which ``_reset_parameters`` zeroes, is reached as
+    ``compute_fans(mha, "out_proj.bias")`` (the Linear alone cannot know it)."""
+    if not mod_name:
+        return None
+    parent_name, _, child = mod_name.rpartition(".")
+    parent = modules.get(parent_name)
+    if isinstance(parent, nn.MultiheadAttention) and parent.out_proj is module:
+        return parent, f"{child}.{pname}"
+    return None
 
 
 def _fans(module: nn.Module, pname: str) -> tuple[Fans | None, str | None]:

@@ -21,8 +21,13 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 #: planned: will be written; initialized: was written; unmatched: no rule, left as it was;
-#: excluded: skipped on request.
-STATUSES = ("planned", "initialized", "unmatched", "excluded")
+#: excluded: skipped on request; partial: a packed parameter (LSTM i/f/g/o...) where block
+#: rules cover only some blocks and no whole-parameter rule or default applies. A partial row
+#: counts as unmatched (:attr:`InitReport.unmatched`, ``strict=True``, ``unmatched="error"``);
+#: ``initialize`` (not strict) fills its covered blocks and leaves the others as they were
+#: (the row stays "partial"); ``materialize``, ``write_checkpoint`` and ``regenerate`` refuse
+#: it, since the uncovered blocks have no values to keep.
+STATUSES = ("planned", "initialized", "unmatched", "excluded", "partial")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +117,8 @@ class InitReport:
 
     @property
     def unmatched(self) -> list[str]:
-        return [r.qualname for r in self.rows if r.status == "unmatched"]
+        """Parameters no rule fully covers: status "unmatched" or "partial"."""
+        return [r.qualname for r in self.rows if r.status in ("unmatched", "partial")]
 
     @property
     def excluded(self) -> list[str]:
@@ -163,7 +169,7 @@ class InitReport:
         from rich.markup import escape
 
         for r in self.rows:
-            style = {"unmatched": "yellow", "excluded": "dim"}.get(r.status)
+            style = {"unmatched": "yellow", "partial": "yellow", "excluded": "dim"}.get(r.status)
             t.add_row(*(escape(c) for c in self._cells(r)), style=style)
         return t
 

@@ -221,7 +221,21 @@ def as_scheme(value: Any) -> Scheme:
         return get_scheme({"name": name, **params})
     except (TypeError, ValueError, KeyError) as e:
         msg = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
-        raise PolicyError(f"invalid parameters: {msg}") from None
+        raise PolicyError(f"invalid parameters: {msg}", _bad_field(msg, cls.name, params)) from None
+
+
+def _bad_field(msg: str, scheme: str, params: Mapping[str, Any]) -> str | None:
+    """The parameter a scheme's ``"<scheme>: <field> ..."`` error names, if one was given."""
+    rest = msg.removeprefix(f"{scheme}: ") if msg.startswith(f"{scheme}: ") else None
+    if rest is None:
+        return None
+    word = re.match(r"\w+", rest)
+    return word.group(0) if word and word.group(0) in params else None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal, and of the same type and representation (so -0.0 differs from 0.0)."""
+    return type(a) is type(b) and a == b and repr(a) == repr(b)
 
 
 def scheme_to_data(scheme: Scheme) -> str | dict[str, Any]:
@@ -239,7 +253,7 @@ def scheme_to_data(scheme: Scheme) -> str | dict[str, Any]:
         if key != "name" and key in defaults:
             d = defaults[key]
             d = list(d) if isinstance(d, tuple) else d
-            if type(d) is type(config[key]) and d == config[key]:
+            if _same_value(d, config[key]):
                 del config[key]
     return config["name"] if len(config) == 1 else config
 
