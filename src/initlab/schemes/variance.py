@@ -173,15 +173,15 @@ class XavierUniform(Scheme):
     def __post_init__(self) -> None:
         object.__setattr__(self, "gain", _gain_ok(self.name, self.gain))
 
+    def _std(self, fans: Fans) -> float:
+        """torch's xavier std, with its exact arithmetic: gain·sqrt(2 / (fan_in + fan_out))."""
+        return self.gain * math.sqrt(2.0 / float(fans.fan_in + fans.fan_out))
+
     def target_std(self, fans: Fans | None) -> float | None:
-        return (
-            None if fans is None else self.gain * math.sqrt(2.0 / float(fans.fan_in + fans.fan_out))
-        )
+        return None if fans is None else self._std(fans)
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
-        f = _fans_for(t, fans)
-        std = self.gain * math.sqrt(2.0 / float(f.fan_in + f.fan_out))
-        a = math.sqrt(3.0) * std
+        a = math.sqrt(3.0) * self._std(_fans_for(t, fans))
         rng.uniform_(t, -a, a)
 
 
@@ -194,9 +194,7 @@ class XavierNormal(XavierUniform):
     formula = "N(0, gain²·2/(fan_in+fan_out))"
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:
-        f = _fans_for(t, fans)
-        std = self.gain * math.sqrt(2.0 / float(f.fan_in + f.fan_out))
-        rng.normal_(t, 0.0, std)
+        rng.normal_(t, 0.0, self._std(_fans_for(t, fans)))
 
 
 @register_scheme(aliases=("he_uniform",))
