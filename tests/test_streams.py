@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 
 import initlab
 from initlab.rng import RandomSource
-from initlab.streams import CH, KeyedStream, derive_key, get_num_threads, set_num_threads
+from initlab.streams import (
+    CH,
+    KeyedStream,
+    chunk_size,
+    derive_key,
+    get_num_threads,
+    set_num_threads,
+)
 
 FILLS = {
     "uniform": lambda s, t: s.uniform_(t, -1.5, 2.5),
@@ -60,18 +68,70 @@ def test_derive_key_rejects_non_str_name():
         derive_key(0, 3)  # type: ignore[arg-type]
 
 
+def _spec_words(stream: KeyedStream, draw: int, first: int, n: int, size: int) -> list[int]:
+    """Words of a draw re-derived from the documented spec, with AES in ECB mode: byte o is
+    byte o % 16 of AES-128(draw key, big-endian o // 16); words little-endian."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    tag = b"initlab-draw-v2\0" + stream.key.to_bytes(16, "little") + draw.to_bytes(8, "little")
+    key = hashlib.blake2b(tag, digest_size=16).digest()
+    ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    lo, hi = first * size, (first + n) * size
+    blocks = range(lo // 16, (hi + 15) // 16)
+    data = b"".join(ecb.update(b.to_bytes(16, "big")) for b in blocks)[lo % 16 :]
+    return [int.from_bytes(data[i * size : (i + 1) * size], "little") for i in range(n)]
+
+
 def test_pinned_values():
     s = KeyedStream(0, "w")
     t = torch.empty(4)
     s.uniform_(t, 0.0, 1.0)  # integer bits only: identical on every machine
-    assert t.tolist() == [k * 2.0**-24 for k in (9405466, 10548571, 2268586, 2148349)]
+    assert t.tolist() == [k * 2.0**-24 for k in (753443, 2540849, 14815229, 13580808)]
+    assert t.tolist() == [(k >> 8) * 2.0**-24 for k in _spec_words(s, 0, 0, 4, 4)]
     s.normal_(t, 0.0, 1.0)  # transcendentals: equal up to ulps across CPUs
-    expect = [1.6742208003997803, -1.1558985710144043, -0.6572929620742798, -0.05879489704966545]
+    expect = [-0.6494444608688354, 0.606850802898407, -1.36545729637146, -0.21570917963981628]
     assert t.tolist() == pytest.approx(expect, rel=1e-5, abs=1e-6)
     d = torch.empty(2, dtype=torch.float64)
     KeyedStream(0, "w").uniform_(d, 0.0, 1.0)
-    assert d.tolist() == [0.6287438444701511, 0.128051615351629]
-    assert KeyedStream(0, "w").randperm(8).tolist() == [4, 1, 2, 7, 3, 0, 5, 6]
+    assert d.tolist() == [0.15144641838150763, 0.8094792880311273]
+    assert KeyedStream(0, "w").randperm(8).tolist() == [5, 6, 0, 2, 4, 7, 1, 3]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bits_follow_the_spec_far_into_a_draw(dtype):
+    """Element i of a uniform fill takes word i (whatever the chunking), from AES-CTR."""
+    s = KeyedStream(3, "big")
+    n, size, shift, unit = (300_001, 4, 8, 2.0**-24) if dtype == torch.float32 else (
+        300_001, 8, 11, 2.0**-53)  # fmt: skip
+    t = torch.empty(n, dtype=dtype)
+    s.uniform_(t, 0.0, 1.0)
+    for first in (0, 65_533, 2 * CH - 1, n - 5):  # chunk boundaries, unaligned blocks
+        want = [(k >> shift) * unit for k in _spec_words(s, 0, first, 5, size)]
+        assert t[first : first + 5].tolist() == want
+
+
+def test_normal_follows_the_spec():
+    """Box–Muller on words j and j + C/2 of the chunk (C = chunk_size(numel))."""
+    n = 100
+    c = chunk_size(n)
+    assert c == 128
+    s = KeyedStream(1, "bm")
+    t = torch.empty(n)
+    s.normal_(t, 0.5, 2.0)
+    w = _spec_words(s, 0, 0, c, 4)
+    h = c // 2
+    for j in (0, 7, 35):
+        u1 = ((w[j] >> 8) + 1) * 2.0**-24
+        th = 2 * math.pi * (w[j + h] >> 8) * 2.0**-24
+        r = 2.0 * math.sqrt(-2 * math.log(u1))
+        assert t[j].item() == pytest.approx(0.5 + r * math.cos(th), rel=1e-5, abs=1e-5)
+        if h + j < n:
+            assert t[h + j].item() == pytest.approx(0.5 + r * math.sin(th), rel=1e-5, abs=1e-5)
+
+
+def test_chunk_size_rule():
+    assert [chunk_size(n) for n in (0, 1, 64, 65, 1000, 4096, CH, CH + 1, 10**9)] == [
+        64, 64, 64, 128, 1024, 4096, CH, CH, CH]  # fmt: skip
 
 
 @pytest.mark.parametrize("method", list(FILLS))
@@ -223,6 +283,56 @@ def test_set_num_threads_validates():
         set_num_threads(0)
 
 
+def test_pool_leaves_torch_thread_count_alone():
+    """Pool threads run torch ops single-threaded; the caller's setting is untouched."""
+    import threading
+
+    import initlab.streams as streams
+
+    before, old = torch.get_num_threads(), get_num_threads()
+    try:
+        set_num_threads(2)
+        full("normal", (300, 1000))  # creates the pool
+        seen = []
+        done = threading.Event()
+
+        def probe(todo):
+            seen.append(torch.get_num_threads())
+            done.set()
+
+        pool, _ = streams._get_pool()
+        pool.submit(probe, None).result()
+        assert done.is_set() and seen == [1 if streams._openmp() else seen[0]]
+        assert torch.get_num_threads() == before
+        fresh = []
+        t = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert fresh == [before]  # threads torch has not seen yet get the caller's default
+    finally:
+        set_num_threads(old)
+
+
+def test_forked_child_can_fill():
+    """A fork copies no pool threads: the child starts its own pool instead of waiting."""
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork start method")
+    ref = full("normal", (200, 2000))  # the parent's pool exists now
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_fill, args=(q,))
+    p.start()
+    got = q.get(timeout=60)  # a deadlocked child would time out here
+    p.join(10)
+    assert p.exitcode == 0 and np.array_equal(got, ref.numpy())
+
+
+def _child_fill(q) -> None:
+    q.put(full("normal", (200, 2000)).numpy())  # numpy pickles plainly, torch via fds
+
+
 def test_global_rngs_untouched():
     torch.manual_seed(1)
     np.random.seed(2)
@@ -309,6 +419,20 @@ def test_trunc_normal_narrow_far_interval_and_limits():
 @pytest.mark.parametrize("method", ["uniform", "normal"])
 def test_half_precision_gets_rounded_float32_values(dtype, method):
     assert torch.equal(full(method, (100, 1000), dtype), full(method, (100, 1000)).to(dtype))
+
+
+@pytest.mark.parametrize("method", ["uniform", "normal", "trunc"])
+def test_targets_filled_in_pieces_equal_in_place_fills(method, monkeypatch):
+    """bfloat16 (or CUDA) targets are generated piece by piece, never as one full copy."""
+    import initlab.streams as streams
+
+    shape = (60, 3001)
+    ref = full(method, shape)
+    monkeypatch.setattr(streams, "_PIECE", 7_777)  # not a multiple of anything
+    assert torch.equal(full(method, shape, torch.bfloat16), ref.to(torch.bfloat16))
+    for index in [(slice(3, 50),), (slice(None), slice(100, 2900))]:  # contiguous, gathered
+        got = windowed(method, shape, index, torch.bfloat16)
+        assert torch.equal(got, ref[index].to(torch.bfloat16))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])

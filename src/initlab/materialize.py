@@ -11,7 +11,7 @@ building the model on CPU first and without running any layer's default init. It
 plan and the same fill (:func:`initlab.apply.fill_row`) as ``initialize``; only the target
 differs: a fresh tensor, allocated on ``device`` in ``dtype`` right before it is filled,
 then swapped in. Parameters are done one at a time, so peak memory stays close to the model's
-own size (plus one 64k-element chunk of scratch per stream thread).
+own size (plus a few chunks of scratch per stream thread, ~2 MiB each).
 
 * **Ties** stay ties: the new Parameter object is set on every module that held the old one.
 * **Buffers** become real: BatchNorm/InstanceNorm ``running_mean`` 0, ``running_var`` 1 and

@@ -1,49 +1,58 @@
 """Keyed, counter-based random streams: randomness that belongs to each parameter.
 
 A :class:`KeyedStream` is a :class:`~initlab.rng.RandomSource` whose values depend only on
-(seed, qualified parameter name, draw number, element index): not on torch's or numpy's global
-RNG, initialisation order, thread counts, or which slice is requested. Any window of a tensor
-(a shard on another process) can be generated alone and equals that window of the full tensor,
-bit for bit. Design (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3"):
+(seed, qualified parameter name, draw number, the tensor's size, element index): not on torch's
+or numpy's global RNG, initialisation order, thread counts, or which slice is requested. Any
+window of a tensor (a shard on another process) can be generated alone and equals that window
+of the full tensor, bit for bit. Design (Salmon et al. 2011, "Parallel random numbers: as easy
+as 1, 2, 3", whose AES generator this is):
 
 * Keys. ``derive_key(seed, name)``: blake2b-128 of a versioned, unambiguous encoding. Every
   ``uniform_``/``normal_``/``trunc_normal_``/``randperm`` call consumes one draw ``d``, whose
-  Philox key is blake2b-128 of (stream key, d); ``fork(label)`` hashes (key, label) under
+  128-bit key is blake2b-128 of (stream key, d); ``fork(label)`` hashes (key, label) under
   another domain tag, so a child does not depend on when it was forked.
-* Raw bits. uint64 word ``w`` of a draw is word ``w % 4`` of the Philox4x64-10 block with
-  counter ``w // 4 + 1`` (numpy increments the counter before producing a block); ``_raw``
-  sets the counter, so any word is reachable in O(1).
-* Chunks. Elements (flat, row-major) are processed in globally aligned chunks: chunk ``c`` is
-  ``[c*CH, (c+1)*CH)``, always computed whole by the same numpy ops on same-length arrays, then
-  cut or gathered, so no value depends on the slice, chunk boundaries, SIMD tails or threads.
-* Distributions (``k``: bits read as an integer; float16/bfloat16 get float32 values rounded):
+* Raw bits: AES-128 in counter mode. Byte ``o`` of a draw is byte ``o % 16`` of
+  AES-128(draw key, the 128-bit big-endian integer ``o // 16``); 32- and 64-bit words are read
+  little-endian (word ``w`` = bytes ``[w·s, (w+1)·s)``). Any word is reachable in O(1), and
+  the bits are the same on every machine. AES runs in hardware (AES-NI, ARMv8 crypto) through
+  OpenSSL (the ``cryptography`` package), ~4x faster than numpy's Philox, with the GIL released.
+* Chunks. A tensor of N elements (flat, row-major) is processed in chunks of
+  ``C = chunk_size(N)`` elements (the power of two >= N, clamped to [64, CH]): chunk ``c`` is
+  ``[c·C, (c+1)·C)`` and reads words ``[c·C, (c+1)·C)``, one word per element. A chunk is
+  always computed whole by the same ops on same-length arrays, then cut or gathered, so no
+  value depends on the slice, on chunk boundaries, SIMD tails or threads; small tensors cost
+  small chunks.
+* Distributions (``k``: a word's bits read as an integer; float16/bfloat16 get float32 values
+  rounded; float32 targets read 32-bit words, float64 targets 64-bit words):
 
-  - uniform: element ``i`` takes uint32 ``i`` (word ``i // 2``, low half first), ``u =
-    (k >> 8)·2⁻²⁴``, value ``low + span·u`` in float32 (span = float32(high − low), 2⁻²⁴ folded
-    in exactly); float64 targets: word ``i``, ``u = (k >> 11)·2⁻⁵³``, float64. May round to high.
-  - normal: Box–Muller using both outputs. In chunk ``c`` (h = CH/2), pair ``j`` takes the
-    chunk's uint32 ``j`` and ``j + h`` (64-bit words for float64 targets):
-    ``u1 = ((k_j >> 8) + 1)·2⁻²⁴`` in (0, 1], ``θ = (k_{j+h} >> 8)·2π·2⁻²⁴``,
-    ``r = std·sqrt(−2 ln u1)``; element ``c*CH + j`` = mean + r cos θ and ``c*CH + h + j`` =
-    mean + r sin θ (contiguous halves keep every numpy pass unit-stride). The multiply by
-    std = 1 and the add of mean = 0 are skipped. Tail limit: |z| <= sqrt(48 ln 2) = 5.77 in
-    float32 (P = 7.9e-9 beyond), 8.57 for float64 (53-bit u1).
-  - trunc_normal(a, b), bounds in std: exact inversion in float64 for every dtype. Word
-    ``i``, ``v = ((k >> 12) + 0.5)·2⁻⁵²`` in (0, 1), ``x = ndtri(Φ(lo) + (Φ(hi) − Φ(lo))·v)``
+  - uniform: ``u = (k >> 8)·2⁻²⁴`` (float64: ``(k >> 11)·2⁻⁵³``) and the value
+    ``low + span·u`` in the target's precision (span = high − low rounded, 2⁻ᵇ folded in
+    exactly). May round to high.
+  - normal: Box–Muller using both outputs. In a chunk of C elements (h = C/2), pair ``j``
+    takes the chunk's words ``j`` and ``j + h``: ``u1 = ((k_j >> 8) + 1)·2⁻²⁴`` in (0, 1],
+    ``θ = (k_{j+h} >> 8)·fl(2π·2⁻²⁴)`` (float64: 53 bits), ``r = sqrt(−2·std²·ln u1)``
+    (``std·sqrt(−2 ln u1)`` where std² is not a normal number of the dtype); element
+    ``c·C + j`` = mean + r cos θ and ``c·C + h + j`` = mean + r sin θ (contiguous halves keep
+    every pass unit-stride). The add of mean = 0 is skipped.
+    Tail limit: |z| <= sqrt(48 ln 2) = 5.77 in float32 (P = 7.9e-9 beyond), 8.57 in float64.
+  - trunc_normal(a, b), bounds in std: exact inversion in float64 for every dtype, 64-bit
+    words. ``v = ((k >> 12) + 0.5)·2⁻⁵²`` in (0, 1), ``x = ndtri(Φ(lo) + (Φ(hi) − Φ(lo))·v)``
     with [lo, hi] = [a, b], or [−b, −a] and x negated when a + b > 0, so the far tail is the
     lower one where small probabilities keep relative precision ([3, 4], [5, 5.0001] are as
     exact as [−2, 2]). Clipping to [a, b] (inward-rounded to the dtype) only guards rounding.
     An open side reaches |x| ~ 8.2; intervals beyond 37 std (Φ underflows) raise ValueError.
-  - randperm(n): stable argsort of the draw's first n words (deterministic, computed whole).
+  - randperm(n): stable argsort of the draw's first n 64-bit words (computed whole).
 * Windows: inside ``with stream.window(global_shape, index):`` fills produce ``full[index]``.
 * Threads: chunks write disjoint ranges of a preallocated output, so a module-level pool
-  (``set_num_threads``) splits them freely (numpy ufuncs and ``random_raw`` release the GIL);
-  torch's ndtri runs on 16384-element blocks, below torch's parallel grain size.
+  (``set_num_threads``) splits them freely: AES, numpy ufuncs and torch kernels release the
+  GIL. Each pool thread runs torch ops single-threaded (OpenMP builds), so torch's own
+  threads never nest inside the pool; values do not depend on any of this.
 
-Limitations: the integer bits are identical everywhere; log, sin, cos (numpy) and ndtri (torch)
-use SIMD kernels chosen per CPU, so bitwise equality across CPUs (e.g. AVX2 vs AVX-512) is not
-promised, only on one machine and software stack. The domain tags and ``CH`` version the
-stream. One stream object should not be drawn from by several threads at once.
+Limitations: the integer bits are identical everywhere; log, sin, cos and ndtri (torch's CPU
+kernels, MKL or SLEEF) are chosen per CPU, so bitwise equality of normal values across CPU
+families (e.g. AVX2 vs AVX-512) is not promised, only on one machine and software stack. The
+domain tags, ``CH`` and the chunk rule version the stream. One stream object should not be
+drawn from by several threads at once.
 """
 
 from __future__ import annotations
@@ -57,23 +66,39 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["CH", "KeyedStream", "derive_key", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "CH",
+    "KeyedStream",
+    "chunk_size",
+    "derive_key",
+    "get_num_threads",
+    "set_num_threads",
+]
 
-CH = 1 << 16  #: elements per chunk (a multiple of 64); part of the stream's definition
-_H = CH // 2
+CH = 1 << 17  #: the largest chunk (elements); part of the stream's definition with chunk_size
+_MIN_CH = 64  #: the smallest chunk
 _NDTRI_BLOCK = 1 << 14  # below torch's parallel grain size (32768): ndtri runs inline
-_INLINE_CHUNKS = 2  # requests of at most this many chunks run in the calling thread
-_TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
+_INLINE_ELEMS = 1 << 11  # fills of at most this many chunk elements run in the calling thread
+_PIECE = 1 << 22  # elements per piece when the target is not written in place (bf16, CUDA)
+_TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _TAIL_LIMIT = 37.0  # Φ(-37) ~ 6e-300: beyond this the float64 inversion underflows
+_BIG_ENDIAN = sys.byteorder == "big"
 
 _lock = threading.Lock()
 _num_threads = max(1, min(os.cpu_count() or 1, 8))
 _pool: ThreadPoolExecutor | None = None
+
+
+def chunk_size(numel: int) -> int:
+    """Elements per chunk for a tensor of ``numel`` elements: the power of two >= numel,
+    clamped to [64, CH] (so a bias costs a small chunk, a large matrix many CH chunks)."""
+    return min(CH, max(_MIN_CH, 1 << max(0, numel - 1).bit_length()))
 
 
 def set_num_threads(n: int) -> None:
@@ -92,12 +117,47 @@ def get_num_threads() -> int:
     return _num_threads
 
 
+def _openmp() -> bool:
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+def _worker_init(barrier: threading.Barrier, single: bool) -> None:
+    if single:
+        # OpenMP's team size is per thread: one here keeps torch ops inside this worker
+        # single-threaded (no nested teams); the pool's creator restores torch's default.
+        # get_num_threads first: torch's lazy per-thread init would later reset it.
+        torch.get_num_threads()
+        torch.set_num_threads(1)
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait(timeout=60)
+
+
 def _get_pool() -> tuple[ThreadPoolExecutor, int]:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(_num_threads, thread_name_prefix="initlab-stream")
+            n, single = _num_threads, _openmp()
+            keep = torch.get_num_threads()
+            barrier = threading.Barrier(n + 1)
+            pool = ThreadPoolExecutor(n, "initlab-stream", _worker_init, (barrier, single))
+            for _ in range(n):  # every submit starts a thread: none is idle before the barrier
+                pool.submit(int)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=60)
+            if single:
+                torch.set_num_threads(keep)  # the default for threads torch has not yet seen
+            _pool = pool
         return _pool, _num_threads
+
+
+def _forget_pool() -> None:
+    """In a forked child the parent's pool threads do not exist: start afresh."""
+    global _lock, _pool
+    _lock, _pool = threading.Lock(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 # -- keys ---------------------------------------------------------------------------------
@@ -119,57 +179,93 @@ def derive_key(seed: int, name: str) -> int:
 
 
 def _draw_key(key: int, draw: int) -> int:
-    return _hash128(b"initlab-draw-v1\0", key.to_bytes(16, "little"), draw.to_bytes(8, "little"))
+    return _hash128(b"initlab-draw-v2\0", key.to_bytes(16, "little"), draw.to_bytes(8, "little"))
 
 
-def _raw(draw_key: int, start_word: int, n_words: int, cursor: list | None = None) -> np.ndarray:
-    """uint64 words ``[start_word, start_word + n_words)`` of a draw (Philox4x64-10): word w is
-    word ``w % 4`` of the block with counter ``w // 4 + 1``. ``cursor`` ([bit_generator, next
-    word], one thread's) lets consecutive reads go on without re-keying: same words either way.
-    """
-    if cursor is not None and cursor[0] is not None and cursor[1] == start_word:
-        bg = cursor[0]
-    else:
-        bg = np.random.Philox(key=draw_key)
-        state = bg.state  # counter = the block before the first one we want (< 2**62)
-        state["state"]["counter"] = np.array([start_word // 4, 0, 0, 0], dtype=np.uint64)
-        state.update(buffer_pos=4, has_uint32=0)  # empty buffer: counter is incremented first
-        bg.state = state
-        if start_word % 4:
-            bg.random_raw(start_word % 4)
-    words = bg.random_raw(n_words)
-    if cursor is not None:
-        cursor[0], cursor[1] = bg, start_word + n_words
+# -- raw bits: AES-128-CTR ----------------------------------------------------------------
+_zero_bytes = bytes(CH * 8)
+
+
+def _zeros(n: int) -> memoryview:
+    global _zero_bytes
+    if n > len(_zero_bytes):
+        _zero_bytes = bytes(n)
+    return memoryview(_zero_bytes)[:n]
+
+
+def _cipher(key: bytes, block: int) -> Any:
+    """An AES-128-CTR encryptor whose first keystream block is AES(key, block)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    return Cipher(algorithms.AES(key), modes.CTR(block.to_bytes(16, "big"))).encryptor()
+
+
+class _Keystream:
+    """One draw's keystream, read from any byte offset; consecutive reads go on without
+    re-keying (same bytes either way). One thread's."""
+
+    __slots__ = ("_enc", "_key", "_pos")
+
+    def __init__(self, draw_key: int) -> None:
+        self._key = draw_key.to_bytes(16, "little")
+        self._enc: Any = None
+        self._pos = -1
+
+    def read(self, start: int, buf: bytearray, nbytes: int) -> None:
+        """``buf[:nbytes]`` <- keystream bytes ``[start, start + nbytes)``; ``buf`` has 16
+        bytes to spare (OpenSSL's rule for update_into)."""
+        if self._enc is None or start != self._pos:
+            block, skip = divmod(start, 16)
+            self._enc = _cipher(self._key, block)
+            if skip:
+                self._enc.update(bytes(skip))
+        self._enc.update_into(_zeros(nbytes), buf)
+        self._pos = start + nbytes
+
+
+def _read_words(ks: _Keystream, first: int, buf: bytearray, n: int, word: np.dtype) -> np.ndarray:
+    """Words ``[first, first + n)`` of a draw as a native-endian view of ``buf``."""
+    ks.read(first * word.itemsize, buf, n * word.itemsize)
+    words = np.frombuffer(buf, dtype=word, count=n)
+    if _BIG_ENDIAN:
+        words.byteswap(inplace=True)
     return words
 
 
-def _halves(words: np.ndarray) -> np.ndarray:
-    """The words as uint32, low half of each word first (in place on little-endian hosts)."""
-    if sys.byteorder == "little":
-        return words.view(np.uint32)
-    return np.ascontiguousarray(words.view(np.uint32).reshape(-1, 2)[:, ::-1]).reshape(-1)
+class _Scratch(dict):
+    """One thread's work buffers, by name (numpy arrays and their torch views)."""
+
+    def get_array(self, name: str, n: int, dtype: type) -> np.ndarray:
+        a = self.get(name)
+        if a is None or a.size != n or a.dtype != dtype:
+            a = self[name] = np.empty(n, dtype)
+        return a
 
 
-# -- chunk kernels: fill dst (the CH values of one chunk) from the chunk's words -------------
+def _t(a: np.ndarray) -> Tensor:
+    return torch.from_numpy(a)
+
+
+# -- chunk kernels: fill dst (the C values of one chunk) from the chunk's C words ------------
 class _Kernel:
+    """``dtype``: what the kernel writes (float32 or float64); ``word``: the words it reads."""
+
     def __init__(self, f64: bool) -> None:
         self.f64 = f64
         self.dtype: type = np.float64 if f64 else np.float32
-        self.words_per_chunk = CH if f64 else _H
+        self.word = np.dtype(np.uint64 if f64 else np.uint32)
 
     def ints(self, words: np.ndarray, dst: np.ndarray) -> None:
-        """dst <- k as floats: 53 bits of each word (float64) or 24 of each uint32 (float32)."""
+        """dst <- k as floats: the top 53 bits of each 64-bit word or 24 of each 32-bit one."""
         if self.f64:
             np.right_shift(words, 11, out=words)
             np.copyto(dst, words.view(np.int64), casting="unsafe")  # exact: < 2**53
         else:
-            bits = _halves(words)
-            np.right_shift(bits, 8, out=bits)
-            np.copyto(dst, bits, casting="unsafe")  # exact: < 2**24
+            np.right_shift(words, 8, out=words)
+            np.copyto(dst, words.view(np.int32), casting="unsafe")  # exact: < 2**24
 
-    @staticmethod
-    def temp(tmp: dict, name: str, n: int, dtype: type) -> np.ndarray:
-        return tmp[name] if name in tmp else tmp.setdefault(name, np.empty(n, dtype))
+    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch) -> None:
+        raise NotImplementedError
 
 
 class _Uniform(_Kernel):
@@ -178,7 +274,7 @@ class _Uniform(_Kernel):
         ft = self.dtype
         self.low, self.scale = ft(low), ft(high - low) * ft(2.0 ** (-53 if f64 else -24))
 
-    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: dict) -> None:
+    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch) -> None:
         self.ints(words, dst)
         np.multiply(dst, self.scale, out=dst)
         if self.low != 0:  # adding +0.0 would change nothing (span * u is never -0.0)
@@ -190,32 +286,42 @@ class _Normal(_Kernel):
         super().__init__(f64)
         ft = self.dtype
         self.mean, self.std = ft(mean), ft(std)
-        unit = 2.0 ** (-53 if f64 else -24)
-        self.unit, self.ang = ft(unit), ft(2.0 * math.pi * unit)
+        self.unit = ft(2.0 ** (-53 if f64 else -24))
+        self.angle = ft(2.0 * math.pi * float(self.unit))
+        # r = sqrt(-2·std²·ln u1) in one multiply when std² is a normal number of the dtype
+        var = float(self.std) ** 2
+        self.fold = 0 < var < np.finfo(ft).max and var >= np.finfo(ft).tiny
+        self.r_scale = ft(-2.0 * var) if self.fold else ft(-2.0)
 
-    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: dict) -> None:
-        ft = self.dtype
-        self.ints(words, dst)
-        r, th, cs = (self.temp(tmp, f"n{i}", _H, ft) for i in range(3))
-        np.add(dst[:_H], ft(1.0), out=r)
-        np.multiply(r, self.unit, out=r)  # u1 in (0, 1]
-        np.log(r, out=r)
-        np.multiply(r, ft(-2.0), out=r)
+    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch) -> None:
+        ft, n = self.dtype, dst.size
+        h = n // 2
+        w = tmp.get(("normal", n, ft))
+        if w is None:  # buffers and their torch views, made once per thread and chunk size
+            u, cs = np.empty(n, ft), np.empty((2, h), ft)
+            w = tmp[("normal", n, ft)] = (u, cs, _t(u[:h]), _t(u[h:]), _t(cs[0]), _t(cs[1]))
+        u, cs, tr, tth, tcos, tsin = w
+        r, th = u[:h], u[h:]
+        self.ints(words, u)
+        np.multiply(r, self.unit, out=r)
+        np.add(r, self.unit, out=r)  # u1 = (k + 1)·2⁻ᵇ in (0, 1], exact
+        torch.log(tr, out=tr)
+        np.multiply(r, self.r_scale, out=r)
         np.sqrt(r, out=r)
-        if self.std != 1:
+        if not self.fold and self.std != 1:
             np.multiply(r, self.std, out=r)
-        np.multiply(dst[_H:], self.ang, out=th)
-        np.cos(th, out=cs)  # transcendentals always run on the kernel's own buffers
-        np.multiply(cs, r, out=dst[:_H])
-        np.sin(th, out=cs)
-        np.multiply(cs, r, out=dst[_H:])
+        np.multiply(th, self.angle, out=th)  # θ = k·(2π·2⁻ᵇ), rounded once
+        torch.cos(tth, out=tcos)
+        torch.sin(tth, out=tsin)
+        np.multiply(cs, r, out=dst.reshape(2, h))  # r cos θ | r sin θ
         if self.mean != 0:
             np.add(dst, self.mean, out=dst)
 
 
 class _TruncNormal(_Kernel):
-    def __init__(self, a: float, b: float, clip: tuple[float, float]) -> None:
-        super().__init__(True)
+    def __init__(self, a: float, b: float, clip: tuple[float, float], f64: bool) -> None:
+        super().__init__(f64)
+        self.word = np.dtype(np.uint64)  # float64 inversion on 52-bit uniforms for every dtype
         self.sign = -1.0 if a + b > 0 else 1.0
         lo, hi = (-b, -a) if self.sign < 0 else (a, b)
         if hi < -_TAIL_LIMIT:
@@ -225,65 +331,73 @@ class _TruncNormal(_Kernel):
         self.p_lo, self.scale = p_lo, (p_hi - p_lo) * 2.0**-52
         self.clip = clip
 
-    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: dict) -> None:
-        x = self.temp(tmp, "t", CH, np.float64)
+    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch) -> None:
+        n = dst.size
+        x = tmp.get_array("t", n, np.float64)
         np.right_shift(words, 12, out=words)
         np.copyto(x, words.view(np.int64), casting="unsafe")
         np.add(x, 0.5, out=x)  # exact: < 2**53
         np.multiply(x, self.scale, out=x)
         np.add(x, self.p_lo, out=x)
-        xt = torch.from_numpy(x)
-        for s in range(0, CH, _NDTRI_BLOCK):
+        xt = _t(x)
+        for s in range(0, n, _NDTRI_BLOCK):
             blk = xt[s : s + _NDTRI_BLOCK]
             torch.special.ndtri(blk, out=blk)
         if self.sign < 0:
             np.negative(x, out=x)
-        np.clip(x, self.clip[0], self.clip[1], out=dst)
+        np.clip(x, self.clip[0], self.clip[1], out=dst)  # clip bounds are dst's values
 
 
 # -- the chunk engine -----------------------------------------------------------------------
 def _generate(
-    kern: _Kernel, draw_key: int, out: np.ndarray, flat: np.ndarray | None, start: int = 0
+    kern: _Kernel,
+    draw_key: int,
+    out: np.ndarray,
+    flat: np.ndarray | None,
+    start: int,
+    chunk: int,
 ) -> None:
     """Write into ``out`` the values at flat indices ``flat`` (None: the contiguous range
-    ``start .. start + out.size - 1``, as cheap per element as a whole fill)."""
+    ``start .. start + out.size - 1``, as cheap per element as a whole fill) of a tensor
+    whose chunks have ``chunk`` elements."""
     n = out.size
     if flat is None:
-        chunks = np.arange(start // CH, (start + n - 1) // CH + 1, dtype=np.int64)
-        pos = np.clip(np.append(chunks * CH, (chunks[-1] + 1) * CH) - start, 0, n)
+        chunks = np.arange(start // chunk, (start + n - 1) // chunk + 1, dtype=np.int64)
+        pos = np.clip(np.append(chunks * chunk, (chunks[-1] + 1) * chunk) - start, 0, n)
     else:
-        cid = flat // CH
+        cid = flat // chunk
         first = np.ones(n, dtype=bool)
         first[1:] = cid[1:] != cid[:-1]  # flat is increasing: the chunks come in order
         chunks = cid[first]
         pos = np.append(np.flatnonzero(first), n)
-    wpc = kern.words_per_chunk
+    word = kern.word
 
-    def work(i0: int, i1: int) -> None:
-        cursor: list = [None, -1]
-        tmp: dict = {}
-        for i in range(i0, i1):
+    def work(todo: Iterator[int]) -> None:
+        ks = _Keystream(draw_key)
+        raw = bytearray(chunk * word.itemsize + 16)
+        tmp = _Scratch()
+        for i in todo:  # shared by the threads: each takes the next chunk when it is free
             c, p0, p1 = int(chunks[i]), int(pos[i]), int(pos[i + 1])
-            words = _raw(draw_key, c * wpc, wpc, cursor)
-            if p1 - p0 == CH:  # the whole chunk is wanted: compute it in place
+            words = _read_words(ks, c * chunk, raw, chunk, word)
+            if p1 - p0 == chunk:  # the whole chunk is wanted: compute it in place
                 kern(words, out[p0:p1], tmp)
                 continue
-            buf = kern.temp(tmp, "chunk", CH, kern.dtype)
+            buf = tmp.get_array("chunk", chunk, kern.dtype)
             kern(words, buf, tmp)
             if flat is None:
-                off = start - c * CH
+                off = start - c * chunk
                 out[p0:p1] = buf[p0 + off : p1 + off]
             else:
-                np.take(buf, flat[p0:p1] - c * CH, out=out[p0:p1])
+                np.take(buf, flat[p0:p1] - c * chunk, out=out[p0:p1])
 
     m = chunks.size
-    pool, threads = _get_pool()
-    if threads == 1 or m <= _INLINE_CHUNKS:
-        work(0, m)
+    if m * chunk <= _INLINE_ELEMS:  # tiny: not worth a thread hop
+        work(iter(range(m)))
         return
-    groups = min(m, 4 * threads)  # a few groups per thread balance uneven cores
+    pool, threads = _get_pool()
+    groups = min(m, 2 * threads)  # contiguous runs (one key schedule each), some balance
     bounds = [m * g // groups for g in range(groups + 1)]
-    for f in [pool.submit(work, bounds[g], bounds[g + 1]) for g in range(groups)]:
+    for f in [pool.submit(work, iter(range(bounds[g], bounds[g + 1]))) for g in range(groups)]:
         f.result()
 
 
@@ -418,15 +532,21 @@ class KeyedStream:
         if math.isnan(a) or math.isnan(b) or not a < b:
             raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
         _check_float(t)
-        kern = _TruncNormal(a, b, _inward_bounds(a, b, t.dtype))
-        return self._fill(t, lambda f64: kern)
+        clip = _inward_bounds(a, b, t.dtype)
+        return self._fill(t, lambda f64: _TruncNormal(a, b, clip, f64))
 
     def randperm(self, n: int) -> Tensor:
-        """A permutation of 0..n-1: stable argsort of the draw's first n words (not windowed)."""
+        """A permutation of 0..n-1: stable argsort of the draw's first n 64-bit words (not
+        windowed)."""
         n = operator.index(n)
         if n < 0:
             raise ValueError(f"randperm: n must be >= 0, got {n}")
-        words = _raw(_draw_key(self.key, self._next()), 0, n)
+        ks = _Keystream(_draw_key(self.key, self._next()))
+        words = np.empty(n, np.uint64)
+        raw = bytearray(min(n, CH) * 8 + 16)
+        for a in range(0, n, CH):
+            b = min(n, a + CH)
+            words[a:b] = _read_words(ks, a, raw, b - a, np.dtype(np.uint64))
         return torch.from_numpy(np.argsort(words, kind="stable").astype(np.int64))
 
     # -- internals ------------------------------------------------------------------------
@@ -443,15 +563,27 @@ class KeyedStream:
         draw_key = _draw_key(self.key, self._next())
         if t.is_meta or t.numel() == 0:
             return t
+        chunk = chunk_size(t.numel() if win is None else math.prod(win.global_shape))
+        start = 0 if win is None else win.contiguous_start
+        flat = None if start is not None else win.flat  # type: ignore[union-attr]
+        start = start or 0
         with torch.no_grad():
-            direct = (
-                t.device.type == "cpu" and t.is_contiguous() and t.dtype == _TORCH_DTYPE[kern.dtype]
-            )
-            out = t.detach().view(-1).numpy() if direct else np.empty(t.numel(), kern.dtype)
-            start = 0 if win is None else win.contiguous_start
-            _generate(kern, draw_key, out, win.flat if start is None else None, start or 0)
-            if not direct:
-                t.copy_(torch.from_numpy(out).view(t.shape))
+            dest = t.detach()
+            if not dest.is_contiguous():  # row-major values, then copied into the layout
+                out = np.empty(t.numel(), kern.dtype)
+                _generate(kern, draw_key, out, flat, start, chunk)
+                dest.copy_(torch.from_numpy(out).view(t.shape))
+            elif dest.device.type == "cpu" and dest.dtype == _TORCH_DTYPE[np.dtype(kern.dtype)]:
+                _generate(kern, draw_key, dest.view(-1).numpy(), flat, start, chunk)
+            else:  # another dtype or device: in pieces, so no full-size copy is made
+                dest = dest.view(-1)
+                n = dest.numel()
+                buf = np.empty(min(n, _PIECE), kern.dtype)
+                for a in range(0, n, _PIECE):
+                    b = min(n, a + _PIECE)
+                    sub = None if flat is None else flat[a:b]
+                    _generate(kern, draw_key, buf[: b - a], sub, start + a, chunk)
+                    dest[a:b].copy_(torch.from_numpy(buf[: b - a]))
         return t
 
     def __repr__(self) -> str:
