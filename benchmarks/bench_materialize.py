@@ -9,10 +9,14 @@ interpreter (``python bench_materialize.py --case NAME``), so timings include th
 costs a user pays and peak RSS (VmHWM) is that case's own:
 
 * ``eager``: ``GPT()`` on CPU (torch's default init, what ``initialize`` then overwrites);
-* ``materialize``: ``with torch.device("meta"): GPT()`` then
+* ``materialize``: ``with initlab.meta_build(): GPT()`` then
   ``materialize(model, "gpt2:n_layers=12")`` (report with achieved std, the default);
-* ``materialize_nomeasure``: the same with ``measure=False`` (no std pass);
-* ``eager_initialize``: ``GPT()`` then ``initlab.initialize`` (the route materialize replaces).
+* ``materialize_nomeasure``: the same with ``measure=False``;
+* ``materialize_torch_meta``: built under plain ``torch.device("meta")`` instead, which runs
+  every ``reset_parameters`` on meta (torch's first ``normal_`` on meta imports dynamo);
+* ``eager_initialize``: ``GPT()`` then ``initlab.initialize`` (the route materialize replaces);
+* ``touch``: allocate every parameter and write zeros (torch ``fill_``, its threads): the
+  memory a fresh process must fault in, a floor for any initialisation.
 
 Each fresh process times its first build, then a second one in the same process ("warm").
 ``--verify`` also checks, in one more process, that materialize equals eager build +
@@ -79,17 +83,24 @@ def param_bytes(model: nn.Module) -> int:
 
 
 def build(case: str) -> nn.Module:
+    import initlab
     from initlab.materialize import materialize
 
     if case == "eager":
         return GPT()
     if case == "eager_initialize":  # what users do today: default init, then overwrite it
-        import initlab
-
         model = GPT()
         initlab.initialize(model, POLICY, seed=0)
         return model
-    with torch.device("meta"):
+    if case == "touch":
+        with initlab.meta_build():
+            shapes = GPT()
+        model = nn.Module()  # same tensors, zeros: page faults and writes only
+        for i, p in enumerate(shapes.parameters()):
+            model.register_parameter(f"p{i}", nn.Parameter(torch.empty(p.shape).fill_(0)))
+        return model
+    ctx = torch.device("meta") if case == "materialize_torch_meta" else initlab.meta_build()
+    with ctx:
         model = GPT()
     materialize(model, POLICY, seed=0, measure=case != "materialize_nomeasure")
     return model
@@ -140,10 +151,11 @@ def run_verify() -> dict[str, Any]:
 
 def run_profile() -> dict[str, Any]:
     """Where materialize's time goes: planning, allocation + first touch, generation, std."""
+    import initlab
     from initlab import plan
     from initlab.streams import KeyedStream, get_num_threads
 
-    with torch.device("meta"):
+    with initlab.meta_build():
         model = GPT()
     t0 = time.perf_counter()
     report = plan(model, POLICY, 0)
@@ -190,9 +202,9 @@ def _breakdown() -> dict[str, float]:
     import cProfile
     import pstats
 
-    from initlab.materialize import materialize
+    from initlab.materialize import materialize, meta_build
 
-    with torch.device("meta"):
+    with meta_build():
         model = GPT()
     prof = cProfile.Profile()
     t0 = time.perf_counter()
@@ -201,7 +213,7 @@ def _breakdown() -> dict[str, float]:
     prof.disable()
     total = time.perf_counter() - t0
     parts = {"plan": "plan", "fill_row": "fill (stream generation + first touch)",
-             "_std": "achieved std", "__setattr__": "swap parameters in",
+             "achieved_std": "achieved std", "__setattr__": "swap parameters in",
              "make_buffer": "buffers"}  # fmt: skip
     stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
     out = {"total": total}
@@ -222,6 +234,7 @@ def main() -> None:
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--repeat", type=int, default=3, help="fresh processes per case")
     ap.add_argument("--verify", action="store_true", help="check bit equality (more memory)")
+    ap.add_argument("--cases", help="comma-separated subset of the cases (eager always runs)")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args()
     if args.case:
@@ -229,7 +242,10 @@ def main() -> None:
         print(json.dumps(fn() if fn else run_case(args.case)))
         return
     load0 = os.getloadavg()
-    cases = ["eager", "materialize", "materialize_nomeasure", "eager_initialize"]
+    cases = ["eager", "materialize", "materialize_nomeasure", "materialize_torch_meta",
+             "eager_initialize", "touch"]  # fmt: skip
+    if args.cases:
+        cases = ["eager"] + [c for c in cases[1:] if c in args.cases.split(",")]
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in cases}
     for _ in range(args.repeat):
         for c in cases:  # interleaved, so a burst of load elsewhere hits every case

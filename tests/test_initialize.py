@@ -265,6 +265,22 @@ def test_target_and_achieved_std_agree():
             assert r.achieved_std == pytest.approx(r.target_std, rel=0.01)
 
 
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("preset", PRESETS)
+def test_achieved_std_is_the_std_of_what_was_written(arch, preset):
+    """Taken from the fill's own sums where nothing wrote after it, else measured: either
+    way the std of the final tensor (padding rows, gate blocks and ties included)."""
+    m = ARCHS[arch]()
+    report = initlab.initialize(m, preset, seed=2)
+    params = dict(m.named_parameters())
+    for r in report:
+        if r.status != "initialized":
+            continue
+        p = params[r.qualname].detach().double()
+        want = p.std().item() if p.numel() > 1 else None
+        assert r.achieved_std == pytest.approx(want, rel=1e-5, abs=1e-9), r.qualname
+
+
 def test_regenerate_parameter_and_slices_from_report():
     m = TinyLM()
     report = initlab.initialize(m, "xavier", seed=11)

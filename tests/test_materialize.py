@@ -134,3 +134,62 @@ def test_requires_grad_and_bad_arguments() -> None:
         materialize(_meta(lambda: nn.Linear(3, 2)), "kaiming", dtype=torch.int32)
     with pytest.raises(ValueError, match="seed"):
         materialize(_meta(lambda: nn.Linear(3, 2)), "kaiming", seed=-1)
+
+
+# -- meta_build ---------------------------------------------------------------------------
+class _Spy(torch.overrides.TorchFunctionMode):
+    """Records the torch functions that reach it (entered outside meta_build: only calls
+    meta_build lets through do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.seen.append(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+def _build_all() -> nn.Module:
+    return nn.ModuleDict(
+        {
+            "emb": nn.Embedding(10, 4, padding_idx=0),
+            "mlp": nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8)),
+            "rnn": nn.LSTM(4, 6),
+            "mha": nn.MultiheadAttention(8, 2),
+            "conv": nn.Conv2d(3, 4, 3),
+            "bn": nn.BatchNorm2d(4),
+        }
+    )
+
+
+@pytest.mark.parametrize("build", ["torch.device", "meta_build"])
+def test_meta_build_skips_default_init(build: str) -> None:
+    ctx = torch.device("meta") if build == "torch.device" else initlab.meta_build()
+    with _Spy() as spy, ctx:
+        model = _build_all()
+    assert all(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    fills = {"normal_", "uniform_", "kaiming_uniform_", "xavier_uniform_"} & set(spy.seen)
+    if build == "meta_build":
+        assert not fills
+    else:  # torch.device("meta") runs every reset_parameters (the spy sees them)
+        assert fills
+
+
+def test_meta_build_then_materialize_equals_eager() -> None:
+    with initlab.meta_build():
+        model = _build_all()
+    materialize(model, "kaiming", seed=3)
+    _assert_same(model, _eager(_build_all, "kaiming", 3))
+
+
+def test_meta_build_leaves_real_tensors_alone() -> None:
+    torch.manual_seed(0)
+    ref = nn.Linear(5, 3)
+    torch.manual_seed(0)
+    with initlab.meta_build():
+        real = nn.Linear(5, 3, device="cpu")  # an explicit device: default init as usual
+        meta = nn.Linear(5, 3)
+    assert torch.equal(real.weight, ref.weight) and torch.equal(real.bias, ref.bias)
+    assert meta.weight.is_meta
+    assert torch.empty(2).is_meta is False  # the mode ends with the block

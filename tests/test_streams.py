@@ -501,3 +501,42 @@ def test_schemes_accept_a_keyed_stream(scheme, params):
         assert ((a == 0).sum(0) == 16).all()
     if scheme == "kaiming_normal":
         assert abs(a.std().item() - math.sqrt(2 / 48)) < 0.01
+
+
+# -- achieved std from the fill's own sums -------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("method", "args"),
+    [("normal_", (0.0, 0.02)), ("normal_", (5.0, 1e-3)), ("uniform_", (-0.3, 0.7)),
+     ("uniform_", (2.0, 2.0)), ("trunc_normal_", (3.0, 4.0))],
+)  # fmt: skip
+def test_achieved_std_from_the_fill_matches_a_float64_std(dtype, method, args):
+    t = torch.empty(3, 100_003, dtype=dtype)  # several chunks and a partial last one
+    s = KeyedStream(0, "m")
+    s.measure = True
+    getattr(s, method)(t, *args)
+    want = t.double().std().item()
+    got = s.achieved_std(t)
+    assert got is not None
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+
+
+def test_achieved_std_is_none_once_anything_else_wrote():
+    t = torch.empty(1000, 300)
+    s = KeyedStream(0, "m")
+    assert s.achieved_std(t) is None  # no fill yet
+    s.normal_(t, 0, 1)
+    assert s.achieved_std(t) is None  # measure was off
+    s.measure = True
+    s.normal_(t, 0, 1)
+    assert s.achieved_std(t) is not None
+    assert s.achieved_std(t[1:]) is None and s.achieved_std(torch.empty(10)) is None
+    t[0].mul_(3)  # a torch write moves the version counter
+    assert s.achieved_std(t) is None
+    s.normal_(t, 0, 1)
+    KeyedStream(1, "other").uniform_(t[:10], 0, 1)  # another stream wrote (no version bump)
+    assert s.achieved_std(t) is None
+    s.normal_(t, 0, 1)
+    with s.window((2000, 300), (slice(0, 1000),)):
+        s.normal_(t, 0, 1)  # a window of a larger tensor: not all of it
+    assert s.achieved_std(t) is None

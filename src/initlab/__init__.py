@@ -19,7 +19,7 @@ from .diagnostics import Diagnosis, LSUVReport, SchemeComparison, compare_scheme
 from .distributed import FullTensorNotice, ShardingError, initialize_sharded
 from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
 from .gain import calculate_gain, gain
-from .materialize import MaterializeError, materialize
+from .materialize import MaterializeError, materialize, meta_build
 from .plan import UnmatchedParametersError, plan
 from .policy import (
     ParamInfo,
@@ -91,6 +91,7 @@ __all__ = [
     "load_policy",
     "lsuv_",
     "materialize",
+    "meta_build",
     "plan",
     "regenerate",
     "register_scheme",

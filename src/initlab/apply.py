@@ -99,7 +99,7 @@ def initialize(
             new_rows.append(row)
             continue
         param = params[row.qualname]
-        source = torch_source if torch_source is not None else KeyedStream(seed, row.qualname)
+        source = torch_source if torch_source is not None else _measured_stream(seed, row)
         module = modules.get(_strip(row.module_name, prefix))
         try:
             if row.qualname in sharded:  # a DTensor: fill this rank's shard from global indices
@@ -109,7 +109,7 @@ def initialize(
                 std = None  # the global std would need communication
             else:
                 fill_row(row, param, source, module=module)
-                std = _std(param)
+                std = achieved_std(param, source)
         except Exception as e:
             raise _named_error(e, row) from e
         # a partial row (only some blocks had a rule) keeps its status: the rest was left
@@ -319,9 +319,23 @@ def _padding_row(row: ParamRow, module: nn.Module | None) -> int | None:
     return None if pad is None else int(pad) % row.shape[0]
 
 
-def _std(t: Tensor) -> float | None:
+def _measured_stream(seed: int, row: ParamRow) -> KeyedStream:
+    """The row's stream, set to take the sums its fills need for the achieved std."""
+    stream = KeyedStream(seed, row.qualname)
+    stream.measure = True
+    return stream
+
+
+def achieved_std(t: Tensor, source: RandomSource | None = None) -> float | None:
+    """The sample std of a just-filled tensor: from the sums a measured KeyedStream took
+    while it wrote all of ``t`` (when nothing has written to ``t`` since), else one more
+    pass over ``t``. None below 2 elements or for integer tensors."""
     if t.numel() < 2 or not t.is_floating_point():
         return None
+    if isinstance(source, KeyedStream):
+        std = source.achieved_std(t)
+        if std is not None:
+            return std
     with torch.no_grad():
         return float(t.detach().float().std())
 

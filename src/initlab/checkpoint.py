@@ -165,7 +165,8 @@ def write_checkpoint(
     """Initialise the meta-built ``model`` by ``policy`` straight into sharded safetensors.
 
     Args:
-        model: a model built under ``torch.device("meta")`` (it stays on meta).
+        model: a model built on the meta device (``initlab.meta_build()`` or
+            ``torch.device("meta")``); it stays on meta.
         policy: a Policy, preset name, policy file path or dict.
         seed: the seed of the per-parameter streams.
         out_dir: a new or empty folder.

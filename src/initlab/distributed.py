@@ -208,7 +208,7 @@ def initialize_sharded(
 ) -> InitReport:
     """Initialise a sharded model shard-locally (the FSDP2 recipe)::
 
-        with torch.device("meta"):
+        with initlab.meta_build():  # or torch.device("meta")
             model = build()
         for block in model.blocks:
             fully_shard(block)

@@ -2,7 +2,7 @@
 
 ::
 
-    with torch.device("meta"):
+    with initlab.meta_build():         # or torch.device("meta")
         model = GPT(config)            # no memory, no default init
     initlab.materialize(model, "gpt2:n_layers=12", seed=0)
 
@@ -23,6 +23,10 @@ own size (plus a few chunks of scratch per stream thread, ~2 MiB each).
 * **Unmatched or excluded parameters** raise: on the meta device there are no values to keep,
   so "leave it as it is" has no meaning. Add a rule, a default
   (``Policy(..., unmatched="default", default="torch_default")``) or materialise them first.
+* **Building on meta.** ``torch.device("meta")`` still runs every layer's ``reset_parameters``
+  on meta tensors: no memory, but not free (torch routes ``normal_`` on meta through its
+  reference implementations, whose first call imports torch._dynamo: 1.8 s here).
+  :func:`meta_build` is ``torch.device("meta")`` that also skips those fills.
 * **DTensor parameters** (FSDP2, tensor parallel) get a local shard of this rank's shape and
   are filled shard-locally (:mod:`initlab.distributed`); the Parameter object is kept
   (``torch.utils.swap_tensors``), as FSDP2 needs.
@@ -30,22 +34,24 @@ own size (plus a few chunks of scratch per stream thread, ~2 MiB each).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
-from .apply import _check_seed, _std, fill_row
+from .apply import _check_seed, _measured_stream, achieved_std, fill_row
 from .distributed import check_sharded, empty_sharded, fill_sharded, is_dtensor
 from .distributed import note_full_generation as _note
 from .plan import PolicyLike, plan, uncovered_blocks
 from .report import InitReport, ParamRow
 from .streams import KeyedStream
 
-__all__ = ["BufferInit", "MaterializeError", "materialize"]
+__all__ = ["BufferInit", "MaterializeError", "materialize", "meta_build"]
 
 #: a buffer initialiser: a number (fill), a tensor (copy) or fn(empty_buffer) -> None | Tensor
 BufferInit = Callable[[Tensor], Any] | float | int | bool | Tensor
@@ -68,6 +74,48 @@ class BufferSpec:
     persistent: bool
 
 
+#: random in-place fills; on a meta tensor they write nothing, so meta_build skips them
+_RANDOM_FILLS = frozenset(
+    getattr(torch.Tensor, n)
+    for n in ("normal_", "uniform_", "random_", "bernoulli_", "exponential_", "cauchy_",
+              "log_normal_", "geometric_")
+)  # fmt: skip
+
+
+class _SkipMetaInit(TorchFunctionMode):
+    """Skips torch.nn.init functions and random fills whose target is a meta tensor."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+        if (
+            isinstance(target, Tensor)
+            and target.is_meta
+            and (func in _RANDOM_FILLS or getattr(func, "__module__", None) == "torch.nn.init")
+        ):
+            return target
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def meta_build() -> Iterator[None]:
+    """Build a model on the meta device without running any default initialisation::
+
+        with initlab.meta_build():
+            model = GPT(config)
+        initlab.materialize(model, policy, seed=0)
+
+    Inside, tensors are created on ``meta`` (as under ``torch.device("meta")``), and
+    ``torch.nn.init`` functions and random in-place fills (``normal_``, ``uniform_``...) of
+    meta tensors return at once: on meta they compute nothing, yet torch's first ``normal_``
+    on meta imports torch._dynamo (1.8 s of a 2-core machine's time). Tensors created on a
+    real device (``device="cpu"``) are initialised as usual. Like ``torch.device``, it acts
+    on the current thread only.
+    """
+    with torch.device("meta"), _SkipMetaInit():
+        yield
+
+
 def _known_buffer(module: nn.Module, name: str) -> tuple[BufferInit, str] | None:
     """The value torch's own layers define for their buffers, or None."""
     if isinstance(module, nn.modules.batchnorm._NormBase):
@@ -84,7 +132,7 @@ def check_on_meta(model: nn.Module, what: str = "materialize") -> None:
     if real:
         shown = ", ".join(real[:8]) + (f" and {len(real) - 8} more" if len(real) > 8 else "")
         raise MaterializeError(
-            f"{what} expects a model built on the meta device (`with torch.device('meta'): "
+            f"{what} expects a model built on the meta device (`with initlab.meta_build(): "
             f"model = ...`), but {len(real)} tensor(s) already have storage: {shown}. "
             "For a model that has storage use initlab.initialize(model, policy, seed)"
         )
@@ -279,7 +327,7 @@ def materialize(
     for row in report.rows:
         param = params.pop(row.qualname)
         module = modules.get(row.module_name)
-        stream = KeyedStream(seed, row.qualname)
+        stream = _measured_stream(seed, row) if measure else KeyedStream(seed, row.qualname)
         if row.qualname in sharded:
             new = empty_sharded(param, dev, dtype)
             fill_sharded(row, new, stream, module)
@@ -292,7 +340,7 @@ def materialize(
             new = nn.Parameter(t, requires_grad=param.requires_grad)
             for mod, attr, _ in owners.pop(id(param)):
                 setattr(mod, attr, new)
-            std = _std(t) if measure else None
+            std = achieved_std(t, stream) if measure else None
         del param, new
         rows.append(
             dataclasses.replace(

@@ -58,7 +58,9 @@ drawn from by several threads at once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import itertools
 import math
 import operator
 import os
@@ -89,7 +91,10 @@ _PIECE = 1 << 22  # elements per piece when the target is not written in place (
 _TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _TAIL_LIMIT = 37.0  # Φ(-37) ~ 6e-300: beyond this the float64 inversion underflows
 _BIG_ENDIAN = sys.byteorder == "big"
+_Sums = list[tuple[float, float]]  # per chunk: sum of x - center, sum of its square
 
+_fills = itertools.count(1)  # numbers every fill that writes, in any stream and thread
+_last_fill = 0  # the number of the latest such fill
 _lock = threading.Lock()
 _num_threads = max(1, min(os.cpu_count() or 1, 8))
 _pool: ThreadPoolExecutor | None = None
@@ -248,7 +253,10 @@ def _t(a: np.ndarray) -> Tensor:
 
 # -- chunk kernels: fill dst (the C values of one chunk) from the chunk's C words ------------
 class _Kernel:
-    """``dtype``: what the kernel writes (float32 or float64); ``word``: the words it reads."""
+    """``dtype``: what the kernel writes (float32 or float64); ``word``: the words it reads;
+    ``center``: a value near the law's mean, about which moments are summed."""
+
+    center = 0.0
 
     def __init__(self, f64: bool) -> None:
         self.f64 = f64
@@ -264,7 +272,11 @@ class _Kernel:
             np.right_shift(words, 8, out=words)
             np.copyto(dst, words.view(np.int32), casting="unsafe")  # exact: < 2**24
 
-    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch) -> None:
+    def __call__(
+        self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch, sums: _Sums | None = None
+    ) -> None:
+        """Fill ``dst`` from ``words``; with ``sums``, append the sums of ``dst - center``
+        and of its square (see :func:`_sums`)."""
         raise NotImplementedError
 
 
@@ -273,12 +285,17 @@ class _Uniform(_Kernel):
         super().__init__(f64)
         ft = self.dtype
         self.low, self.scale = ft(low), ft(high - low) * ft(2.0 ** (-53 if f64 else -24))
+        self.center = 0.5 * (low + high)
 
-    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch) -> None:
+    def __call__(
+        self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch, sums: _Sums | None = None
+    ) -> None:
         self.ints(words, dst)
         np.multiply(dst, self.scale, out=dst)
         if self.low != 0:  # adding +0.0 would change nothing (span * u is never -0.0)
             np.add(dst, self.low, out=dst)
+        if sums is not None:
+            sums.append(_sums(dst, self.center, tmp))
 
 
 class _Normal(_Kernel):
@@ -286,6 +303,7 @@ class _Normal(_Kernel):
         super().__init__(f64)
         ft = self.dtype
         self.mean, self.std = ft(mean), ft(std)
+        self.center = float(mean)
         self.unit = ft(2.0 ** (-53 if f64 else -24))
         self.angle = ft(2.0 * math.pi * float(self.unit))
         # r = sqrt(-2·std²·ln u1) in one multiply when std² is a normal number of the dtype
@@ -293,7 +311,9 @@ class _Normal(_Kernel):
         self.fold = 0 < var < np.finfo(ft).max and var >= np.finfo(ft).tiny
         self.r_scale = ft(-2.0 * var) if self.fold else ft(-2.0)
 
-    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch) -> None:
+    def __call__(
+        self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch, sums: _Sums | None = None
+    ) -> None:
         ft, n = self.dtype, dst.size
         h = n // 2
         w = tmp.get(("normal", n, ft))
@@ -307,6 +327,8 @@ class _Normal(_Kernel):
         np.add(r, self.unit, out=r)  # u1 = (k + 1)·2⁻ᵇ in (0, 1], exact
         torch.log(tr, out=tr)
         np.multiply(r, self.r_scale, out=r)
+        if sums is not None:  # x - mean = r cos θ, r sin θ: the squares of a pair sum to r²
+            sq = float(tr.sum()) * (1.0 if self.fold else float(self.std) ** 2)
         np.sqrt(r, out=r)
         if not self.fold and self.std != 1:
             np.multiply(r, self.std, out=r)
@@ -314,6 +336,8 @@ class _Normal(_Kernel):
         torch.cos(tth, out=tcos)
         torch.sin(tth, out=tsin)
         np.multiply(cs, r, out=dst.reshape(2, h))  # r cos θ | r sin θ
+        if sums is not None:
+            sums.append((float(_t(dst).sum()), sq))
         if self.mean != 0:
             np.add(dst, self.mean, out=dst)
 
@@ -330,8 +354,11 @@ class _TruncNormal(_Kernel):
         p_lo, p_hi = (0.5 * math.erfc(-v / math.sqrt(2.0)) for v in (lo, hi))
         self.p_lo, self.scale = p_lo, (p_hi - p_lo) * 2.0**-52
         self.clip = clip
+        self.center = min(max(0.0, a), b)  # a point of [a, b]: the sums are taken about it
 
-    def __call__(self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch) -> None:
+    def __call__(
+        self, words: np.ndarray, dst: np.ndarray, tmp: _Scratch, sums: _Sums | None = None
+    ) -> None:
         n = dst.size
         x = tmp.get_array("t", n, np.float64)
         np.right_shift(words, 12, out=words)
@@ -346,9 +373,21 @@ class _TruncNormal(_Kernel):
         if self.sign < 0:
             np.negative(x, out=x)
         np.clip(x, self.clip[0], self.clip[1], out=dst)  # clip bounds are dst's values
+        if sums is not None:
+            sums.append(_sums(dst, self.center, tmp))
 
 
 # -- the chunk engine -----------------------------------------------------------------------
+def _sums(x: np.ndarray, center: float, tmp: _Scratch) -> tuple[float, float]:
+    """(sum of x - center, sum of its square), by torch's cascade sums in x's precision
+    (MKL's dot loses up to ~1e-6 here), to be added up in float64 across chunks."""
+    d, buf = _t(x), _t(tmp.get_array("sums", x.size, x.dtype.type))
+    if center != 0:
+        d = torch.sub(d, center, out=buf)
+    s1 = float(d.sum())
+    return s1, float(torch.mul(d, d, out=buf).sum())
+
+
 def _generate(
     kern: _Kernel,
     draw_key: int,
@@ -356,10 +395,13 @@ def _generate(
     flat: np.ndarray | None,
     start: int,
     chunk: int,
+    moments: _Sums | None = None,
 ) -> None:
     """Write into ``out`` the values at flat indices ``flat`` (None: the contiguous range
     ``start .. start + out.size - 1``, as cheap per element as a whole fill) of a tensor
-    whose chunks have ``chunk`` elements."""
+    whose chunks have ``chunk`` elements. ``moments``: gets, per chunk, the sums of
+    ``x - kern.center`` and of its square over the values written (while they are in
+    cache)."""
     n = out.size
     if flat is None:
         chunks = np.arange(start // chunk, (start + n - 1) // chunk + 1, dtype=np.int64)
@@ -380,7 +422,7 @@ def _generate(
             c, p0, p1 = int(chunks[i]), int(pos[i]), int(pos[i + 1])
             words = _read_words(ks, c * chunk, raw, chunk, word)
             if p1 - p0 == chunk:  # the whole chunk is wanted: compute it in place
-                kern(words, out[p0:p1], tmp)
+                kern(words, out[p0:p1], tmp, moments)
                 continue
             buf = tmp.get_array("chunk", chunk, kern.dtype)
             kern(words, buf, tmp)
@@ -389,6 +431,8 @@ def _generate(
                 out[p0:p1] = buf[p0 + off : p1 + off]
             else:
                 np.take(buf, flat[p0:p1] - c * chunk, out=out[p0:p1])
+            if moments is not None:
+                moments.append(_sums(out[p0:p1], kern.center, tmp))
 
     m = chunks.size
     if m * chunk <= _INLINE_ELEMS:  # tiny: not worth a thread hop
@@ -399,6 +443,20 @@ def _generate(
     bounds = [m * g // groups for g in range(groups + 1)]
     for f in [pool.submit(work, iter(range(bounds[g], bounds[g + 1]))) for g in range(groups)]:
         f.result()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Moments:
+    """What a measured fill wrote: where, at which version, and its sums about ``center``."""
+
+    fill: int
+    ptr: int
+    numel: int
+    dtype: torch.dtype
+    version: int
+    center: float
+    s1: float
+    s2: float
 
 
 # -- windows ------------------------------------------------------------------------------
@@ -474,7 +532,9 @@ class KeyedStream:
         self.seed: int | None = int(seed)
         self.name: str | None = name
         self.draw: int = 0
+        self.measure = False
         self._window: _Window | None = None
+        self._moments: _Moments | None = None
 
     @classmethod
     def from_key(cls, key: int) -> KeyedStream:
@@ -484,6 +544,7 @@ class KeyedStream:
             raise ValueError(f"key must lie in [0, 2**128), got {key}")
         self = cls.__new__(cls)
         self.key, self.seed, self.name, self.draw, self._window = key, None, None, 0, None
+        self.measure, self._moments = False, None
         return self
 
     def fork(self, label: str) -> KeyedStream:
@@ -555,18 +616,21 @@ class KeyedStream:
         return self.draw - 1
 
     def _fill(self, t: Tensor, make: Callable[[bool], _Kernel]) -> Tensor:
+        global _last_fill
         _check_float(t)
         win = self._window
         if win is not None and tuple(t.shape) not in (win.shape, win.squeezed_shape):
             raise ValueError(f"tensor shape {tuple(t.shape)} != window shape {win.shape}")
         kern = make(t.dtype == torch.float64)
         draw_key = _draw_key(self.key, self._next())
+        self._moments = None
         if t.is_meta or t.numel() == 0:
             return t
         chunk = chunk_size(t.numel() if win is None else math.prod(win.global_shape))
         start = 0 if win is None else win.contiguous_start
         flat = None if start is not None else win.flat  # type: ignore[union-attr]
         start = start or 0
+        fill = _last_fill = next(_fills)
         with torch.no_grad():
             dest = t.detach()
             if not dest.is_contiguous():  # row-major values, then copied into the layout
@@ -574,7 +638,14 @@ class KeyedStream:
                 _generate(kern, draw_key, out, flat, start, chunk)
                 dest.copy_(torch.from_numpy(out).view(t.shape))
             elif dest.device.type == "cpu" and dest.dtype == _TORCH_DTYPE[np.dtype(kern.dtype)]:
-                _generate(kern, draw_key, dest.view(-1).numpy(), flat, start, chunk)
+                sums: _Sums | None = None
+                if self.measure and win is None:
+                    sums = []
+                _generate(kern, draw_key, dest.view(-1).numpy(), flat, start, chunk, sums)
+                if sums is not None:
+                    s1, s2 = math.fsum(a for a, _ in sums), math.fsum(b for _, b in sums)
+                    self._moments = _Moments(fill, dest.data_ptr(), dest.numel(), dest.dtype,
+                                             dest._version, kern.center, s1, s2)  # fmt: skip
             else:  # another dtype or device: in pieces, so no full-size copy is made
                 dest = dest.view(-1)
                 n = dest.numel()
@@ -585,6 +656,30 @@ class KeyedStream:
                     _generate(kern, draw_key, buf[: b - a], sub, start + a, chunk)
                     dest[a:b].copy_(torch.from_numpy(buf[: b - a]))
         return t
+
+    def achieved_std(self, t: Tensor) -> float | None:
+        """The sample std of ``t`` from sums the last fill took while it wrote (chunk by
+        chunk, in cache), or None unless that fill had ``measure`` set, wrote all of ``t``
+        in place, and nothing has written to ``t`` since: ``t``'s version counter has not
+        moved (torch in-place ops) and no stream has filled anything after it.
+
+        The sums are about the law's centre (a normal's mean...), in the tensor's precision
+        within a chunk and in float64 across chunks: within ~1e-7 (relative) of a float64
+        std of the same values.
+        """
+        m = self._moments
+        if (
+            m is None
+            or m.fill != _last_fill
+            or t.data_ptr() != m.ptr
+            or t.numel() != m.numel
+            or t.dtype != m.dtype
+            or t._version != m.version
+            or m.numel < 2
+        ):
+            return None
+        mean = m.s1 / m.numel
+        return math.sqrt(max(0.0, (m.s2 - m.numel * mean * mean) / (m.numel - 1)))
 
     def __repr__(self) -> str:
         if self.name is not None:

@@ -145,9 +145,9 @@ def _stream(
     as_json: bool,
 ) -> None:
     from ..checkpoint import write_checkpoint
-    from ..materialize import MaterializeError
+    from ..materialize import MaterializeError, meta_build
 
-    with torch.device("meta"):
+    with meta_build():
         m = _model(spec)
     try:
         progress = not as_json and console.is_terminal
