@@ -238,13 +238,14 @@ def _read_words(ks: _Keystream, first: int, buf: bytearray, n: int, word: np.dty
 
 
 class _Scratch(dict):
-    """One thread's work buffers, by name (numpy arrays and their torch views)."""
+    """One thread's work buffers, by name (numpy arrays, and torch views of them)."""
 
     def get_array(self, name: str, n: int, dtype: type) -> np.ndarray:
+        """The first ``n`` elements of buffer ``name`` (made, or grown, on demand)."""
         a = self.get(name)
-        if a is None or a.size != n or a.dtype != dtype:
+        if a is None or a.size < n or a.dtype != dtype:
             a = self[name] = np.empty(n, dtype)
-        return a
+        return a[:n]
 
 
 def _t(a: np.ndarray) -> Tensor:
@@ -316,11 +317,11 @@ class _Normal(_Kernel):
     ) -> None:
         ft, n = self.dtype, dst.size
         h = n // 2
-        w = tmp.get(("normal", n, ft))
-        if w is None:  # buffers and their torch views, made once per thread and chunk size
-            u, cs = np.empty(n, ft), np.empty((2, h), ft)
-            w = tmp[("normal", n, ft)] = (u, cs, _t(u[:h]), _t(u[h:]), _t(cs[0]), _t(cs[1]))
-        u, cs, tr, tth, tcos, tsin = w
+        u = tmp.get_array("work", n, ft)
+        w = tmp.get(("normal", n))
+        if w is None or w[0] is not tmp["work"]:  # torch views, once per buffer and size
+            w = tmp[("normal", n)] = (tmp["work"], _t(u[:h]), _t(u[h:]))
+        _, tr, tth = w
         r, th = u[:h], u[h:]
         self.ints(words, u)
         np.multiply(r, self.unit, out=r)
@@ -333,9 +334,9 @@ class _Normal(_Kernel):
         if not self.fold and self.std != 1:
             np.multiply(r, self.std, out=r)
         np.multiply(th, self.angle, out=th)  # θ = k·(2π·2⁻ᵇ), rounded once
-        torch.cos(tth, out=tcos)
-        torch.sin(tth, out=tsin)
-        np.multiply(cs, r, out=dst.reshape(2, h))  # r cos θ | r sin θ
+        torch.cos(tth, out=_t(dst[:h]))
+        torch.sin(tth, out=_t(dst[h:]))
+        np.multiply(dst.reshape(2, h), r, out=dst.reshape(2, h))  # r cos θ | r sin θ
         if sums is not None:
             sums.append((float(_t(dst).sum()), sq))
         if self.mean != 0:
@@ -381,7 +382,7 @@ class _TruncNormal(_Kernel):
 def _sums(x: np.ndarray, center: float, tmp: _Scratch) -> tuple[float, float]:
     """(sum of x - center, sum of its square), by torch's cascade sums in x's precision
     (MKL's dot loses up to ~1e-6 here), to be added up in float64 across chunks."""
-    d, buf = _t(x), _t(tmp.get_array("sums", x.size, x.dtype.type))
+    d, buf = _t(x), _t(tmp.get_array("work", x.size, x.dtype.type))
     if center != 0:
         d = torch.sub(d, center, out=buf)
     s1 = float(d.sum())
