@@ -415,11 +415,11 @@ def _generate(
         pos = np.append(np.flatnonzero(first), n)
     word = kern.word
 
-    def work(todo: Iterator[int]) -> None:
+    def work(i0: int, i1: int) -> None:
         ks = _Keystream(draw_key)
         raw = bytearray(chunk * word.itemsize + 16)
         tmp = _Scratch()
-        for i in todo:  # shared by the threads: each takes the next chunk when it is free
+        for i in range(i0, i1):
             c, p0, p1 = int(chunks[i]), int(pos[i]), int(pos[i + 1])
             words = _read_words(ks, c * chunk, raw, chunk, word)
             if p1 - p0 == chunk:  # the whole chunk is wanted: compute it in place
@@ -437,12 +437,12 @@ def _generate(
 
     m = chunks.size
     if m * chunk <= _INLINE_ELEMS:  # tiny: not worth a thread hop
-        work(iter(range(m)))
+        work(0, m)
         return
     pool, threads = _get_pool()
     groups = min(m, 2 * threads)  # contiguous runs (one key schedule each), some balance
     bounds = [m * g // groups for g in range(groups + 1)]
-    for f in [pool.submit(work, iter(range(bounds[g], bounds[g + 1]))) for g in range(groups)]:
+    for f in [pool.submit(work, bounds[g], bounds[g + 1]) for g in range(groups)]:
         f.result()
 
 
@@ -521,11 +521,13 @@ class _Window:
 
 # -- the stream ---------------------------------------------------------------------------
 class KeyedStream:
-    """A RandomSource whose values depend on (key, draw number, element index) only.
+    """A RandomSource whose values depend on (key, draw number, tensor size, element index)
+    only.
 
     ``draw`` is the number of the next draw; every fill or randperm call uses one (also on
     meta or empty tensors), so the same calls give the same values; setting ``draw`` replays
-    a given call (e.g. one block of a packed parameter, on a shard).
+    a given call (e.g. one block of a packed parameter, on a shard). With ``measure`` set,
+    whole in-place fills also sum what they write, for :meth:`achieved_std`.
     """
 
     def __init__(self, seed: int, name: str) -> None:
@@ -643,10 +645,11 @@ class KeyedStream:
                 if self.measure and win is None:
                     sums = []
                 _generate(kern, draw_key, dest.view(-1).numpy(), flat, start, chunk, sums)
-                if sums is not None:
+                version = _version(dest)
+                if sums is not None and version is not None:
                     s1, s2 = math.fsum(a for a, _ in sums), math.fsum(b for _, b in sums)
                     self._moments = _Moments(fill, dest.data_ptr(), dest.numel(), dest.dtype,
-                                             dest._version, kern.center, s1, s2)  # fmt: skip
+                                             version, kern.center, s1, s2)  # fmt: skip
             else:  # another dtype or device: in pieces, so no full-size copy is made
                 dest = dest.view(-1)
                 n = dest.numel()
@@ -669,13 +672,15 @@ class KeyedStream:
         std of the same values.
         """
         m = self._moments
+        version = _version(t)
         if (
             m is None
+            or version is None
             or m.fill != _last_fill
             or t.data_ptr() != m.ptr
             or t.numel() != m.numel
             or t.dtype != m.dtype
-            or t._version != m.version
+            or version != m.version
             or m.numel < 2
         ):
             return None
@@ -686,6 +691,14 @@ class KeyedStream:
         if self.name is not None:
             return f"KeyedStream(seed={self.seed}, name={self.name!r}, draw={self.draw})"
         return f"KeyedStream.from_key(0x{self.key:032x}) (draw={self.draw})"
+
+
+def _version(t: Tensor) -> int | None:
+    """``t``'s version counter (None for an inference tensor, which keeps none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
 
 
 def _check_float(t: Tensor) -> None:
