@@ -540,3 +540,13 @@ def test_achieved_std_is_none_once_anything_else_wrote():
     with s.window((2000, 300), (slice(0, 1000),)):
         s.normal_(t, 0, 1)  # a window of a larger tensor: not all of it
     assert s.achieved_std(t) is None
+
+
+def test_achieved_std_of_an_inference_tensor_is_none_not_an_error():
+    with torch.inference_mode():
+        t = torch.empty(500)
+        s = KeyedStream(0, "inf")
+        s.measure = True
+        s.normal_(t, 0, 1)  # inference tensors keep no version counter
+    assert torch.equal(t, full("std_normal", (500,), name="inf"))
+    assert s.achieved_std(t) is None
