@@ -213,3 +213,18 @@ def test_window_fill_equals_full_fill_for_every_row(piece: int | None, monkeypat
                 fill_row(row, local, KeyedStream(SEED, row.qualname), index=idx,
                          module=modules[row.module_name])  # fmt: skip
                 assert torch.equal(local, full[idx]), (row.qualname, idx)
+
+
+def test_full_generation_note_lists_partially_covered_rows():
+    """A packed parameter with a whole-matrix rule for only some blocks is still generated
+    as a full tensor per rank: the note names it (status 'partial')."""
+    from initlab.distributed import full_generation_rows
+
+    lstm = nn.LSTM(4, 6)
+    policy = initlab.Policy(
+        rules=(initlab.Rule("orthogonal", param="weight_hh*", block="f"),), unmatched="leave"
+    )
+    report = initlab.plan(lstm, policy, 0)
+    row = report["weight_hh_l0"]
+    assert row.status == "partial"
+    assert full_generation_rows(report, ["weight_hh_l0", "weight_ih_l0"]) == ["weight_hh_l0"]

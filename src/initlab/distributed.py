@@ -173,7 +173,7 @@ def full_generation_rows(report: InitReport, names: Iterable[str]) -> list[str]:
     names = set(names)
     out = []
     for r in report.rows:
-        if r.qualname not in names or r.status not in ("planned", "initialized"):
+        if r.qualname not in names or r.status not in ("planned", "partial", "initialized"):
             continue
         schemes = ([r.scheme] if r.scheme is not None else []) + [
             s for _, _, s in r.block_overrides
