@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_trunc_normal.py --out benchmarks/results/trunc_normal.json
 	$(PY) benchmarks/bench_streams.py --out benchmarks/results/streams.json
 	$(PY) benchmarks/bench_compare.py --out benchmarks/results/compare.json
-	$(PY) benchmarks/bench_materialize.py --out benchmarks/results/materialize.json
+	$(PY) benchmarks/bench_materialize.py --verify --out benchmarks/results/materialize.json
 	$(PY) benchmarks/bench_sharded.py --out benchmarks/results/sharded.json
 
 clean:

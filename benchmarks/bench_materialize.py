@@ -31,6 +31,7 @@ import gc
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -223,6 +224,31 @@ def _breakdown() -> dict[str, float]:
     return out
 
 
+def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per case: min/median times, peak RSS; speed-ups against ``eager``, including the
+    median of the per-round ratios (cases run interleaved, so a round shares conditions)."""
+    summary: dict[str, Any] = {}
+    for c, rs in runs.items():
+        summary[c] = {
+            "first_s_min": min(r["first_s"] for r in rs),
+            "first_s_median": statistics.median(r["first_s"] for r in rs),
+            "warm_s_min": min(r["warm_s"] for r in rs),
+            "peak_rss_over_param_bytes": max(r["peak_rss_over_param_bytes"] for r in rs),
+            "peak_rss_growth_over_param_bytes": max(
+                r["peak_rss_growth_over_param_bytes"] for r in rs
+            ),
+        }
+    for c in list(runs)[1:]:
+        for k in ("first_s_min", "first_s_median", "warm_s_min"):
+            summary[c][f"speedup_{k}"] = summary["eager"][k] / summary[c][k]
+        for k in ("first_s", "warm_s"):
+            pairs = zip(runs["eager"], runs[c], strict=True)
+            ratios = [e[k] / r[k] for e, r in pairs]
+            summary[c][f"speedup_{k}_per_round"] = ratios
+            summary[c][f"speedup_{k}_per_round_median"] = statistics.median(ratios)
+    return summary
+
+
 def spawn(case: str) -> dict[str, Any]:
     cmd = [sys.executable, os.path.abspath(__file__), "--case", case]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -256,21 +282,7 @@ def main() -> None:
                 f"{r['peak_rss_over_param_bytes']:.3f}x params",
                 flush=True,
             )
-    summary: dict[str, Any] = {}
-    for c in cases:
-        rs = runs[c]
-        summary[c] = {
-            "first_s_min": min(r["first_s"] for r in rs),
-            "first_s_median": sorted(r["first_s"] for r in rs)[len(rs) // 2],
-            "warm_s_min": min(r["warm_s"] for r in rs),
-            "peak_rss_over_param_bytes": max(r["peak_rss_over_param_bytes"] for r in rs),
-            "peak_rss_growth_over_param_bytes": max(
-                r["peak_rss_growth_over_param_bytes"] for r in rs
-            ),
-        }
-    for c in cases[1:]:
-        for k in ("first_s_min", "first_s_median", "warm_s_min"):
-            summary[c][f"speedup_{k}"] = summary["eager"][k] / summary[c][k]
+    summary = summarize(runs)
     result: dict[str, Any] = {
         "benchmark": "meta build + materialize vs eager build, GPT d=1600 x12, vocab 50257",
         "torch": torch.__version__,
