@@ -82,17 +82,26 @@ _RANDOM_FILLS = frozenset(
 )  # fmt: skip
 
 
+def _is_init_fill(func: Any) -> bool:
+    """A random in-place fill, or a public in-place function of torch.nn.init (``uniform_``,
+    ``kaiming_uniform_``...: they return the tensor they fill)."""
+    if func in _RANDOM_FILLS:
+        return True
+    name = getattr(func, "__name__", "")
+    return (
+        getattr(func, "__module__", None) == "torch.nn.init"
+        and name.endswith("_")
+        and not name.startswith("_")
+    )
+
+
 class _SkipMetaInit(TorchFunctionMode):
-    """Skips torch.nn.init functions and random fills whose target is a meta tensor."""
+    """Skips torch.nn.init fills and random fills whose target is a meta tensor."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None):
         kwargs = kwargs or {}
         target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
-        if (
-            isinstance(target, Tensor)
-            and target.is_meta
-            and (func in _RANDOM_FILLS or getattr(func, "__module__", None) == "torch.nn.init")
-        ):
+        if isinstance(target, Tensor) and target.is_meta and _is_init_fill(func):
             return target
         return func(*args, **kwargs)
 
@@ -296,7 +305,8 @@ def materialize(
         strict: raise :class:`~initlab.plan.UnmatchedParametersError` for unmatched
             parameters (without it they raise :class:`MaterializeError` all the same).
         exclude: parameter-name patterns to leave out (which, on meta, is an error).
-        measure: record each parameter's achieved std in the report (one extra pass).
+        measure: record each parameter's achieved std in the report (summed while the
+            values are written where the fill allows, else one more pass).
 
     Returns:
         The report, with ``device``/``dtype`` of each row set to what was allocated.
