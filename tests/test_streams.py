@@ -287,7 +287,7 @@ def test_pool_leaves_torch_thread_count_alone():
     """Pool threads run torch ops single-threaded; the caller's setting is untouched."""
     import threading
 
-    import initlab.streams as streams
+    from initlab.streams import pool as streams_pool
 
     before, old = torch.get_num_threads(), get_num_threads()
     try:
@@ -300,9 +300,9 @@ def test_pool_leaves_torch_thread_count_alone():
             seen.append(torch.get_num_threads())
             done.set()
 
-        pool, _ = streams._get_pool()
+        pool, _ = streams_pool.get_pool()
         pool.submit(probe, None).result()
-        assert done.is_set() and seen == [1 if streams._openmp() else seen[0]]
+        assert done.is_set() and seen == [1 if streams_pool.openmp() else seen[0]]
         assert torch.get_num_threads() == before
         fresh = []
         t = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
@@ -424,11 +424,11 @@ def test_half_precision_gets_rounded_float32_values(dtype, method):
 @pytest.mark.parametrize("method", ["uniform", "normal", "trunc"])
 def test_targets_filled_in_pieces_equal_in_place_fills(method, monkeypatch):
     """bfloat16 (or CUDA) targets are generated piece by piece, never as one full copy."""
-    import initlab.streams as streams
+    from initlab.streams import stream as stream_module
 
     shape = (60, 3001)
     ref = full(method, shape)
-    monkeypatch.setattr(streams, "_PIECE", 7_777)  # not a multiple of anything
+    monkeypatch.setattr(stream_module, "PIECE", 7_777)  # not a multiple of anything
     assert torch.equal(full(method, shape, torch.bfloat16), ref.to(torch.bfloat16))
     for index in [(slice(3, 50),), (slice(None), slice(100, 2900))]:  # contiguous, gathered
         got = windowed(method, shape, index, torch.bfloat16)

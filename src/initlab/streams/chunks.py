@@ -1,0 +1,83 @@
+"""The chunk engine: a tensor's values are computed chunk by chunk, whole chunks always.
+
+A tensor of N elements is cut into chunks of ``chunk_size(N)`` elements; chunk ``c`` reads
+words ``[c·C, (c+1)·C)`` and is always computed whole by the same ops on same-length arrays,
+then cut or gathered, so no value depends on the slice requested, SIMD tails or threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bits import Keystream, read_words
+from .kernels import Kernel, Scratch, Sums, sums_of
+from .pool import get_pool
+
+__all__ = ["CH", "chunk_size", "generate"]
+
+CH = 1 << 17  #: the largest chunk (elements); part of the stream's definition with chunk_size
+_MIN_CH = 64  #: the smallest chunk
+_INLINE_ELEMS = 1 << 11  # fills of at most this many chunk elements run in the calling thread
+
+
+def chunk_size(numel: int) -> int:
+    """Elements per chunk for a tensor of ``numel`` elements: the power of two >= numel,
+    clamped to [64, CH] (so a bias costs a small chunk, a large matrix many CH chunks)."""
+    return min(CH, max(_MIN_CH, 1 << max(0, numel - 1).bit_length()))
+
+
+def generate(
+    kern: Kernel,
+    draw_key: int,
+    out: np.ndarray,
+    flat: np.ndarray | None,
+    start: int,
+    chunk: int,
+    moments: Sums | None = None,
+) -> None:
+    """Write into ``out`` the values at flat indices ``flat`` (None: the contiguous range
+    ``start .. start + out.size - 1``, as cheap per element as a whole fill) of a tensor
+    whose chunks have ``chunk`` elements. ``moments``: gets, per chunk, the sums of
+    ``x - kern.center`` and of its square over the values written (while they are in
+    cache)."""
+    n = out.size
+    if flat is None:
+        chunks = np.arange(start // chunk, (start + n - 1) // chunk + 1, dtype=np.int64)
+        pos = np.clip(np.append(chunks * chunk, (chunks[-1] + 1) * chunk) - start, 0, n)
+    else:
+        cid = flat // chunk
+        first = np.ones(n, dtype=bool)
+        first[1:] = cid[1:] != cid[:-1]  # flat is increasing: the chunks come in order
+        chunks = cid[first]
+        pos = np.append(np.flatnonzero(first), n)
+    word = kern.word
+
+    def work(i0: int, i1: int) -> None:
+        ks = Keystream(draw_key)
+        raw = bytearray(chunk * word.itemsize + 16)
+        tmp = Scratch()
+        for i in range(i0, i1):
+            c, p0, p1 = int(chunks[i]), int(pos[i]), int(pos[i + 1])
+            words = read_words(ks, c * chunk, raw, chunk, word)
+            if p1 - p0 == chunk:  # the whole chunk is wanted: compute it in place
+                kern(words, out[p0:p1], tmp, moments)
+                continue
+            buf = tmp.get_array("chunk", chunk, kern.dtype)
+            kern(words, buf, tmp)
+            if flat is None:
+                off = start - c * chunk
+                out[p0:p1] = buf[p0 + off : p1 + off]
+            else:
+                np.take(buf, flat[p0:p1] - c * chunk, out=out[p0:p1])
+            if moments is not None:
+                moments.append(sums_of(out[p0:p1], kern.center, tmp))
+
+    m = chunks.size
+    if m * chunk <= _INLINE_ELEMS:  # tiny: not worth a thread hop
+        work(0, m)
+        return
+    pool, threads = get_pool()
+    groups = min(m, 2 * threads)  # contiguous runs (one key schedule each), some balance
+    bounds = [m * g // groups for g in range(groups + 1)]
+    for f in [pool.submit(work, bounds[g], bounds[g + 1]) for g in range(groups)]:
+        f.result()

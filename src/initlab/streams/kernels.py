@@ -1,0 +1,165 @@
+"""Chunk kernels: fill one chunk's values (``dst``) from its words, per distribution."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["Kernel", "Normal", "Scratch", "Sums", "TruncNormal", "Uniform", "sums_of", "tview"]
+
+_NDTRI_BLOCK = 1 << 14  # below torch's parallel grain size (32768): ndtri runs inline
+TAIL_LIMIT = 37.0  # Φ(-37) ~ 6e-300: beyond this the float64 inversion underflows
+Sums = list[tuple[float, float]]  # per chunk: sum of x - center, sum of its square
+
+
+class Scratch(dict):
+    """One thread's work buffers, by name (numpy arrays, and torch views of them)."""
+
+    def get_array(self, name: str, n: int, dtype: type) -> np.ndarray:
+        """The first ``n`` elements of buffer ``name`` (made, or grown, on demand)."""
+        a = self.get(name)
+        if a is None or a.size < n or a.dtype != dtype:
+            a = self[name] = np.empty(n, dtype)
+        return a[:n]
+
+
+def tview(a: np.ndarray) -> Tensor:
+    return torch.from_numpy(a)
+
+
+class Kernel:
+    """``dtype``: what the kernel writes (float32 or float64); ``word``: the words it reads;
+    ``center``: a value near the law's mean, about which moments are summed."""
+
+    center = 0.0
+
+    def __init__(self, f64: bool) -> None:
+        self.f64 = f64
+        self.dtype: type = np.float64 if f64 else np.float32
+        self.word = np.dtype(np.uint64 if f64 else np.uint32)
+
+    def ints(self, words: np.ndarray, dst: np.ndarray) -> None:
+        """dst <- k as floats: the top 53 bits of each 64-bit word or 24 of each 32-bit one."""
+        if self.f64:
+            np.right_shift(words, 11, out=words)
+            np.copyto(dst, words.view(np.int64), casting="unsafe")  # exact: < 2**53
+        else:
+            np.right_shift(words, 8, out=words)
+            np.copyto(dst, words.view(np.int32), casting="unsafe")  # exact: < 2**24
+
+    def __call__(
+        self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
+    ) -> None:
+        """Fill ``dst`` from ``words``; with ``sums``, append the sums of ``dst - center``
+        and of its square (see :func:`sums_of`)."""
+        raise NotImplementedError
+
+
+class Uniform(Kernel):
+    def __init__(self, low: float, high: float, f64: bool) -> None:
+        super().__init__(f64)
+        ft = self.dtype
+        self.low, self.scale = ft(low), ft(high - low) * ft(2.0 ** (-53 if f64 else -24))
+        self.center = 0.5 * (low + high)
+
+    def __call__(
+        self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
+    ) -> None:
+        self.ints(words, dst)
+        np.multiply(dst, self.scale, out=dst)
+        if self.low != 0:  # adding +0.0 would change nothing (span * u is never -0.0)
+            np.add(dst, self.low, out=dst)
+        if sums is not None:
+            sums.append(sums_of(dst, self.center, tmp))
+
+
+class Normal(Kernel):
+    def __init__(self, mean: float, std: float, f64: bool) -> None:
+        super().__init__(f64)
+        ft = self.dtype
+        self.mean, self.std = ft(mean), ft(std)
+        self.center = float(mean)
+        self.unit = ft(2.0 ** (-53 if f64 else -24))
+        self.angle = ft(2.0 * math.pi * float(self.unit))
+        # r = sqrt(-2·std²·ln u1) in one multiply when std² is a normal number of the dtype
+        var = float(self.std) ** 2
+        self.fold = 0 < var < np.finfo(ft).max and var >= np.finfo(ft).tiny
+        self.r_scale = ft(-2.0 * var) if self.fold else ft(-2.0)
+
+    def __call__(
+        self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
+    ) -> None:
+        ft, n = self.dtype, dst.size
+        h = n // 2
+        u = tmp.get_array("work", n, ft)
+        w = tmp.get(("normal", n))
+        if w is None or w[0] is not tmp["work"]:  # torch views, once per buffer and size
+            w = tmp[("normal", n)] = (tmp["work"], tview(u[:h]), tview(u[h:]))
+        _, tr, tth = w
+        r, th = u[:h], u[h:]
+        self.ints(words, u)
+        np.multiply(r, self.unit, out=r)
+        np.add(r, self.unit, out=r)  # u1 = (k + 1)·2⁻ᵇ in (0, 1], exact
+        torch.log(tr, out=tr)
+        np.multiply(r, self.r_scale, out=r)
+        if sums is not None:  # x - mean = r cos θ, r sin θ: the squares of a pair sum to r²
+            sq = float(tr.sum()) * (1.0 if self.fold else float(self.std) ** 2)
+        np.sqrt(r, out=r)
+        if not self.fold and self.std != 1:
+            np.multiply(r, self.std, out=r)
+        np.multiply(th, self.angle, out=th)  # θ = k·(2π·2⁻ᵇ), rounded once
+        torch.cos(tth, out=tview(dst[:h]))
+        torch.sin(tth, out=tview(dst[h:]))
+        np.multiply(dst.reshape(2, h), r, out=dst.reshape(2, h))  # r cos θ | r sin θ
+        if sums is not None:
+            sums.append((float(tview(dst).sum()), sq))
+        if self.mean != 0:
+            np.add(dst, self.mean, out=dst)
+
+
+class TruncNormal(Kernel):
+    def __init__(self, a: float, b: float, clip: tuple[float, float], f64: bool) -> None:
+        super().__init__(f64)
+        self.word = np.dtype(np.uint64)  # float64 inversion on 52-bit uniforms for every dtype
+        self.sign = -1.0 if a + b > 0 else 1.0
+        lo, hi = (-b, -a) if self.sign < 0 else (a, b)
+        if hi < -TAIL_LIMIT:
+            msg = f"[{a}, {b}] lies beyond {TAIL_LIMIT:g} std, where float64 Φ underflows"
+            raise ValueError(f"trunc_normal_: {msg}")
+        p_lo, p_hi = (0.5 * math.erfc(-v / math.sqrt(2.0)) for v in (lo, hi))
+        self.p_lo, self.scale = p_lo, (p_hi - p_lo) * 2.0**-52
+        self.clip = clip
+        self.center = min(max(0.0, a), b)  # a point of [a, b]: the sums are taken about it
+
+    def __call__(
+        self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
+    ) -> None:
+        n = dst.size
+        x = tmp.get_array("t", n, np.float64)
+        np.right_shift(words, 12, out=words)
+        np.copyto(x, words.view(np.int64), casting="unsafe")
+        np.add(x, 0.5, out=x)  # exact: < 2**53
+        np.multiply(x, self.scale, out=x)
+        np.add(x, self.p_lo, out=x)
+        xt = tview(x)
+        for s in range(0, n, _NDTRI_BLOCK):
+            blk = xt[s : s + _NDTRI_BLOCK]
+            torch.special.ndtri(blk, out=blk)
+        if self.sign < 0:
+            np.negative(x, out=x)
+        np.clip(x, self.clip[0], self.clip[1], out=dst)  # clip bounds are dst's values
+        if sums is not None:
+            sums.append(sums_of(dst, self.center, tmp))
+
+
+def sums_of(x: np.ndarray, center: float, tmp: Scratch) -> tuple[float, float]:
+    """(sum of x - center, sum of its square), by torch's cascade sums in x's precision
+    (MKL's dot loses up to ~1e-6 here), to be added up in float64 across chunks."""
+    d, buf = tview(x), tview(tmp.get_array("work", x.size, x.dtype.type))
+    if center != 0:
+        d = torch.sub(d, center, out=buf)
+    s1 = float(d.sum())
+    return s1, float(torch.mul(d, d, out=buf).sum())
