@@ -550,3 +550,15 @@ def test_achieved_std_of_an_inference_tensor_is_none_not_an_error():
         s.normal_(t, 0, 1)  # inference tensors keep no version counter
     assert torch.equal(t, full("std_normal", (500,), name="inf"))
     assert s.achieved_std(t) is None
+
+
+def test_fills_from_several_threads_at_once_equal_sequential_ones():
+    """The pool, key schedules and shared buffers are safe under concurrent callers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [("normal", (300, 1000), f"p{i}") if i % 2 else ("uniform", (7, 11), f"p{i}")
+            for i in range(12)]  # fmt: skip
+    want = [full(m, shape, name=n) for m, shape, n in jobs]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda j: full(j[0], j[1], name=j[2]), jobs))
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
