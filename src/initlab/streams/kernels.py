@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Kernel", "Normal", "Scratch", "Sums", "TruncNormal", "Uniform", "sums_of", "tview"]
+__all__ = ["Kernel", "Normal", "Scratch", "Sums", "TruncNormal", "Uniform", "sums_of"]
 
 _NDTRI_BLOCK = 1 << 14  # below torch's parallel grain size (32768): ndtri runs inline
 TAIL_LIMIT = 37.0  # Φ(-37) ~ 6e-300: beyond this the float64 inversion underflows
@@ -26,7 +26,7 @@ class Scratch(dict):
         return a[:n]
 
 
-def tview(a: np.ndarray) -> Tensor:
+def _tview(a: np.ndarray) -> Tensor:
     return torch.from_numpy(a)
 
 
@@ -97,7 +97,7 @@ class Normal(Kernel):
         u = tmp.get_array("work", n, ft)
         w = tmp.get(("normal", n))
         if w is None or w[0] is not tmp["work"]:  # torch views, once per buffer and size
-            w = tmp[("normal", n)] = (tmp["work"], tview(u[:h]), tview(u[h:]))
+            w = tmp[("normal", n)] = (tmp["work"], _tview(u[:h]), _tview(u[h:]))
         _, tr, tth = w
         r, th = u[:h], u[h:]
         self.ints(words, u)
@@ -106,16 +106,16 @@ class Normal(Kernel):
         torch.log(tr, out=tr)
         np.multiply(r, self.r_scale, out=r)
         if sums is not None:  # x - mean = r cos θ, r sin θ: the squares of a pair sum to r²
-            sq = float(tr.sum()) * (1.0 if self.fold else float(self.std) ** 2)
+            sq = float(np.add.reduce(r)) * (1.0 if self.fold else float(self.std) ** 2)
         np.sqrt(r, out=r)
         if not self.fold and self.std != 1:
             np.multiply(r, self.std, out=r)
         np.multiply(th, self.angle, out=th)  # θ = k·(2π·2⁻ᵇ), rounded once
-        torch.cos(tth, out=tview(dst[:h]))
-        torch.sin(tth, out=tview(dst[h:]))
+        torch.cos(tth, out=_tview(dst[:h]))
+        torch.sin(tth, out=_tview(dst[h:]))
         np.multiply(dst.reshape(2, h), r, out=dst.reshape(2, h))  # r cos θ | r sin θ
         if sums is not None:
-            sums.append((float(tview(dst).sum()), sq))
+            sums.append((float(np.add.reduce(dst)), sq))
         if self.mean != 0:
             np.add(dst, self.mean, out=dst)
 
@@ -144,7 +144,7 @@ class TruncNormal(Kernel):
         np.add(x, 0.5, out=x)  # exact: < 2**53
         np.multiply(x, self.scale, out=x)
         np.add(x, self.p_lo, out=x)
-        xt = tview(x)
+        xt = _tview(x)
         for s in range(0, n, _NDTRI_BLOCK):
             blk = xt[s : s + _NDTRI_BLOCK]
             torch.special.ndtri(blk, out=blk)
@@ -156,10 +156,9 @@ class TruncNormal(Kernel):
 
 
 def sums_of(x: np.ndarray, center: float, tmp: Scratch) -> tuple[float, float]:
-    """(sum of x - center, sum of its square), by torch's cascade sums in x's precision
+    """(sum of x - center, sum of its square), by numpy's pairwise sums in x's precision
     (MKL's dot loses up to ~1e-6 here), to be added up in float64 across chunks."""
-    d, buf = tview(x), tview(tmp.get_array("work", x.size, x.dtype.type))
-    if center != 0:
-        d = torch.sub(d, center, out=buf)
-    s1 = float(d.sum())
-    return s1, float(torch.mul(d, d, out=buf).sum())
+    buf = tmp.get_array("work", x.size, x.dtype.type)
+    d = x if center == 0 else np.subtract(x, center, out=buf)
+    s1 = float(np.add.reduce(d))
+    return s1, float(np.add.reduce(np.multiply(d, d, out=buf)))
