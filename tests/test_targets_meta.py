@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import initlab
+from archs import ARCHS, TinyLM
 from initlab.materialize import MaterializeError, materialize
 from initlab.plan import UnmatchedParametersError
-from test_initialize import ARCHS, TinyLM
 
 
 def _eager(factory, policy: str, seed: int, dtype: torch.dtype | None = None) -> nn.Module:  # type: ignore[no-untyped-def]

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from torch import nn
 
 import initlab
+from archs import TinyLM, cnn
 from initlab.checkpoint import INDEX_NAME, CheckpointError, load_checkpoint, write_checkpoint
 from initlab.cli import main
-from test_initialize import TinyLM, cnn
 
 st = pytest.importorskip("safetensors.torch")
 
