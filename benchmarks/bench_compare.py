@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 from initlab.lab import build_model, load_dataset
-from initlab.lab.comparison import DEFAULTS
 from initlab.lab.entries import resolve_entries
+from initlab.lab.experiment import DEFAULTS
 from initlab.lab.results import versions
 from initlab.lab.trainer import Run, TrainConfig, train_runs
 

@@ -16,9 +16,9 @@ from torch import nn
 import initlab
 from initlab.cli import main
 from initlab.cli.compare import split_entries
-from initlab.lab import comparison as compare_mod
-from initlab.lab.comparison import compare, report
+from initlab.lab import experiment as compare_mod
 from initlab.lab.entries import DEFAULT_ENTRIES, EntryError, resolve_entries, resolve_entry
+from initlab.lab.experiment import compare, report
 from initlab.lab.results import RunResult, load_results, make_run_id, results_table
 from initlab.lab.stats import summarise, summarise_values, t_quantile_975
 
@@ -256,8 +256,8 @@ def test_cli_compare_json_and_errors(tmp_path: Path) -> None:
 
 
 def test_lsuv_entries_and_propagation_at_init(tmp_path):
-    from initlab.lab.comparison import compare
     from initlab.lab.entries import resolve_entry
+    from initlab.lab.experiment import compare
 
     lsuv, kl = resolve_entry("lsuv"), resolve_entry("kaiming+lsuv")
     assert (lsuv.data_init, kl.data_init, kl.label) == ("lsuv", "lsuv", "kaiming+lsuv")

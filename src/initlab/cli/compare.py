@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from ..factory import FactoryError
-from ..lab.comparison import DEFAULTS, ComparisonResult, compare, report
-from ..lab.distributed import is_distributed
 from ..lab.entries import DEFAULT_ENTRIES
-from ..lab.reporting import rich_tables
+from ..lab.experiment import DEFAULTS, ComparisonResult, compare, report
+from ..lab.process_group import is_distributed
+from ..lab.report_pages import rich_tables
 from ..lab.trainer import OPTIMIZERS
 from ..policy import PolicyError
 from ._common import console, default_out_dir

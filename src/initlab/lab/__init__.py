@@ -4,9 +4,9 @@
 (what initialises each column), data sets, a model zoo, the vectorised trainer, statistics.
 """
 
-from .comparison import ComparisonResult, compare, report
 from .data import DATASETS, Dataset, DatasetError, load_dataset
 from .entries import DEFAULT_ENTRIES, Entry, EntryError, resolve_entry
+from .experiment import ComparisonResult, compare, report
 from .models import ACTIVATIONS, MODELS, ModelError, build_model, make_activation
 from .specs import SpecError, format_spec, parse_spec
 

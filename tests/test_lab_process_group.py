@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from initlab.lab.distributed import shard
+from initlab.lab.process_group import shard
 
 
 def _gloo_available() -> bool:

@@ -1,6 +1,6 @@
 """The Python API of the lab: ``compare(...)`` trains one network under many entries.
 
->>> from initlab.lab.comparison import compare
+>>> from initlab.lab.experiment import compare
 >>> res = compare(entries=["xavier", "kaiming"], seeds=3, epochs=5, out="runs/x")  # doctest: +SKIP
 >>> res.stats[0].entry, res.paths["html"]  # doctest: +SKIP
 
@@ -10,7 +10,7 @@ epochs of Adam (lr 1e-3, batch 64), all 33 runs trained together as one vmapped 
 ``out`` the runs land in ``out/runs.jsonl`` as they finish (finished runs there are skipped on
 a re-run) and the report (tables, curves, ``report.md``, ``report.html``) is written next to
 them. Under ``torchrun`` the runs are shared among the processes
-(:mod:`initlab.lab.distributed`).
+(:mod:`initlab.lab.process_group`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 
-from . import distributed as dist_
+from . import process_group as dist_
 from .data import Dataset, load_dataset
 from .entries import Entry, resolve_entries
 from .models import build_model
-from .reporting import write_report
+from .report_pages import write_report
 from .results import (
     RunResult,
     append_results,
