@@ -26,6 +26,8 @@ TINY = {
     "model": "mlp:widths=16",
     "dataset": "synthetic:n=240,dim=8,classes=3,seed=0",
     "epochs": 3,
+    "optimizer": "adam",
+    "lr": 1e-3,
     "batch_size": 32,
     "progress": False,
 }
@@ -163,13 +165,18 @@ def test_compare_end_to_end_resume_and_report(tmp_path: Path, monkeypatch) -> No
     assert first["config"]["model"] == "mlp:widths=16" and first["config"]["optimizer"] == "adam"
     assert set(first["versions"]) == {"initlab", "torch", "numpy", "python"}
     assert len(first["metrics"]["val_acc"]) == 4 and first["wall_time"] > 0
-    for name in ("report.md", "report.html", "curves_loss.png", "curves_accuracy.png"):
+    for name in ("report.md", "report.html", "curves_loss.png", "curves_accuracy.png",
+                 "final.png"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     html = (out / "report.html").read_text()
-    assert "http" not in html and "<link" not in html and "<script" not in html
-    srcs = re.findall(r'src="([^"]*)"', html)
-    # loss, accuracy and the at-init propagation plot
-    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    # self-contained: scripts inline (plotly.js included), nothing fetched
+    assert "<script src" not in html and "<link" not in html
+    assert html.count("Plotly.newPlot") == 3 and html.count("plotly.js v") >= 1
+    outside = re.sub(r"<script.*?</script>", "", html, flags=re.S)
+    assert "http" not in outside
+    srcs = re.findall(r'src="([^"]*)"', outside)
+    # the at-init propagation plot (the curves are interactive figures)
+    assert len(srcs) == 1 and all(s.startswith("data:image/png;base64,") for s in srcs)
     md = (out / "report.md").read_text()
     assert "`xavier`" in md and "after epoch 2" in md.lower() and "curves_loss.png" in md
     assert [s.entry for s in res.stats] == ["xavier", "zeros"]
@@ -269,7 +276,9 @@ def test_lsuv_entries_and_propagation_at_init(tmp_path):
     data = json.loads((tmp_path / "propagation.json").read_text())
     assert set(data["diagnoses"]) == {"xavier", "lsuv", "kaiming+lsuv"}
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3  # loss, accuracy, propagation at init
+    # the propagation at init as a PNG; final values, accuracy and loss as interactive figures
+    assert html.count('<img alt="propagation at init" src="data:image/png;base64,') == 1
+    assert html.count('class="plotly-graph-div"') == 3
     # LSUV entries start with unit-std pre-activations in every hidden layer (measured on a
     # validation batch; LSUV fitted a training batch to std tolerance 0.1)
     for label in ("lsuv", "kaiming+lsuv"):

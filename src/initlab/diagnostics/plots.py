@@ -63,10 +63,12 @@ def plot_propagation(
     layers: str = "weights",
     title: str | None = None,
     dpi: int = 100,
+    colors: Mapping[str, str] | None = None,
 ) -> Path:
     """Two panels, std of layer outputs and of dL/d outputs versus depth, log y, one line per
     scheme. ``layers="weights"`` plots the weight layers (pre-activations), ``"all"`` every
-    recorded call. Returns ``path``."""
+    recorded call; ``colors`` maps scheme names to colours (others take matplotlib's cycle).
+    Returns ``path``."""
     diags = _diagnoses(comparison)
     fig, axes = _figure(1, 2, (11, 4.2))
     panels = (("output_std", "activation std (forward)"),
@@ -74,6 +76,9 @@ def plot_propagation(
     from matplotlib.ticker import MaxNLocator
 
     styles = _styles(len(diags))
+    for name, style in zip(diags, styles, strict=True):
+        if colors and name in colors:
+            style["color"] = colors[name]
     absent: set[str] = set()
     for ax, (field, label) in zip(axes[0], panels, strict=True):
         for (name, d), style in zip(diags.items(), styles, strict=True):

@@ -51,10 +51,12 @@ from .specs import SpecError, format_spec, parse_spec
 
 __all__ = [
     "DEFAULT_ENTRIES",
+    "ENTRY_FORMULAS",
     "LSUV_BATCH",
     "SEED_ENTRIES",
     "Entry",
     "EntryError",
+    "describe_entry",
     "every_weight_policy",
     "resolve_entries",
     "resolve_entry",
@@ -121,6 +123,44 @@ PRESET_ENTRIES: dict[str, str] = {
 DEFAULT_ENTRIES: tuple[str, ...] = (*SEED_ENTRIES, *PRESET_ENTRIES)
 """The default comparison: the seeds' six, then xavier, kaiming, lecun, orthogonal and
 torch_default (11 entries)."""
+
+
+#: one line per named entry: its formula (W: every weight; biases 0 unless said), for the
+#: report's glossary and ``initlab compare --help``
+ENTRY_FORMULAS: dict[str, str] = {
+    "zeros": "W = 0: every unit computes the same, symmetry never breaks",
+    "ones": "W = 1: every unit the same, activations grow with fan_in",
+    "uniform": "W ~ U[0, 1): all positive (mean 1/2), blind to fan_in",
+    "uniform_centered": "W ~ U[-0.5, 0.5): Var W = 1/12, blind to fan_in",
+    "uniform_rule": "W ~ U[-1/√fan_in, 1/√fan_in]: Var W = 1/(3 fan_in)",
+    "normal_rule": "W ~ N(0, 1/fan_in), untruncated",
+    "xavier": "W ~ U[-a, a], a = √(6/(fan_in + fan_out)): Var W = 2/(fan_in + fan_out) "
+    "(Glorot & Bengio 2010)",
+    "kaiming": "W ~ N(0, 2/fan_in): keeps ReLU activations' scale (He et al. 2015)",
+    "lecun": "W ~ truncated N with Var W = 1/fan_in (LeCun et al. 1998)",
+    "orthogonal": "W = a random orthogonal matrix (QR of a Gaussian), gain 1; convs gain √2 "
+    "(Saxe et al. 2014)",
+    "torch_default": "each layer's reset_parameters: Linear/Conv W and b ~ U[-1/√fan_in, "
+    "1/√fan_in]",
+    "lsuv": "orthogonal, then each layer rescaled to unit output variance on a data batch "
+    "(Mishkin & Matas 2016)",
+}
+
+
+def describe_entry(entry: Entry) -> str:
+    """One line saying what ``entry`` does: :data:`ENTRY_FORMULAS`, else its policy's
+    description, else its spec.
+
+    Example:
+        >>> describe_entry(resolve_entry("kaiming"))
+        "W ~ N(0, 2/fan_in): keeps ReLU activations' scale (He et al. 2015)"
+    """
+    if entry.label in ENTRY_FORMULAS:
+        return ENTRY_FORMULAS[entry.label]
+    if entry.label.endswith("+lsuv"):
+        base = entry.label[: -len("+lsuv")]
+        return f"{ENTRY_FORMULAS.get(base, base)}; then LSUV (unit output variance per layer)"
+    return entry.policy.description or str(entry.config.get("spec", entry.label))
 
 
 def _key(name: str) -> str:

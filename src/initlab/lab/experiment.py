@@ -4,9 +4,14 @@
 >>> res = compare(entries=["xavier", "kaiming"], seeds=3, epochs=5, out="runs/x")  # doctest: +SKIP
 >>> res.stats[0].entry, res.paths["html"]  # doctest: +SKIP
 
-The default run is the seeds' experiment made honest: the 64 -> 256 -> 128 -> 10 ReLU MLP on
-scikit-learn's digits, the 11 :data:`~initlab.lab.entries.DEFAULT_ENTRIES`, 3 seeds each, 10
-epochs of Adam (lr 1e-3, batch 64), all 33 runs trained together as one vmapped model. With
+The default run (:data:`PRESETS` ``"depth"``) is one where the initialisation decides the
+outcome: a plain 20-layer ReLU network of width 128 (no normalisation, no residuals) on
+scikit-learn's digits, trained 10 epochs by SGD (momentum 0.9, lr 0.01, batch 64), where
+variance-preserving ReLU inits (Kaiming; He et al. 2015, https://arxiv.org/abs/1502.01852)
+train and Xavier-like ones stall. The 11 :data:`~initlab.lab.entries.DEFAULT_ENTRIES`, 3 seeds
+each, all 33 runs trained together as one vmapped model. ``preset="seeds"`` is the seeds'
+shallow experiment instead: the 64 -> 256 -> 128 -> 10 ReLU MLP, 10 epochs of Adam (lr 1e-3),
+where the good inits all tie. With
 ``out`` the runs land in ``out/runs.jsonl`` as they finish (finished runs there are skipped on
 a re-run) and the report (tables, curves, ``report.md``, ``report.html``) is written next to
 them. Under ``torchrun`` the runs are shared among the processes
@@ -16,6 +21,8 @@ them. Under ``torchrun`` the runs are shared among the processes
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -24,10 +31,12 @@ from typing import Any
 
 import torch
 
+from ..diagnostics import compare_schemes, plot_propagation
 from . import process_group as dist_
 from .data import Dataset, load_dataset
 from .entries import Entry, resolve_entries
 from .models import build_model
+from .palette import entry_colors
 from .report_pages import write_report
 from .results import (
     RunResult,
@@ -38,20 +47,34 @@ from .results import (
     to_dataframe,
 )
 from .stats import EntryStats, summarise
-from .trainer import ProgressFn, Run, TrainConfig, train_runs
+from .trainer import ProgressFn, Run, TrainConfig, build_run_model, train_runs
+from .verdict import Verdict, decide
 
-__all__ = ["DEFAULTS", "ComparisonResult", "compare", "report"]
+__all__ = ["DEFAULTS", "PRESETS", "ComparisonResult", "compare", "report"]
 
-#: the defaults of :func:`compare` (and of ``initlab compare``)
-DEFAULTS: dict[str, Any] = {
-    "model": "mlp",
-    "dataset": "digits",
-    "seeds": 3,
-    "epochs": 10,
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "batch_size": 64,
+#: named settings of :func:`compare` (``initlab compare --preset NAME``); see the module doc
+PRESETS: dict[str, dict[str, Any]] = {
+    "depth": {
+        "model": "deep:depth=20,width=128,activation=relu",
+        "dataset": "digits",
+        "seeds": 3,
+        "epochs": 10,
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "batch_size": 64,
+    },
+    "seeds": {
+        "model": "mlp",
+        "dataset": "digits",
+        "seeds": 3,
+        "epochs": 10,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "batch_size": 64,
+    },
 }
+#: the defaults of :func:`compare` (and of ``initlab compare``): the ``depth`` preset
+DEFAULTS: dict[str, Any] = PRESETS["depth"]
 
 
 @dataclasses.dataclass
@@ -67,12 +90,41 @@ class ComparisonResult:
         trained: runs trained now; ``skipped``: runs found finished in ``out``.
     """
 
-    results: list[RunResult]
-    stats: list[EntryStats]
+    results: list[RunResult] = dataclasses.field(repr=False)
+    stats: list[EntryStats] = dataclasses.field(repr=False)
     out: Path | None = None
-    paths: dict[str, Path] = dataclasses.field(default_factory=dict)
+    paths: dict[str, Path] = dataclasses.field(default_factory=dict, repr=False)
     trained: int = 0
     skipped: int = 0
+
+    @property
+    def verdict(self) -> Verdict:
+        """Best, tied, worse and failed entries (:func:`initlab.lab.verdict.decide`)."""
+        return decide(self.results, self.stats)
+
+    def _lines(self) -> list[str]:
+        seeds = max((len(s.seeds) for s in self.stats), default=0)
+        head = (f"ComparisonResult: {len(self.stats)} entries x {seeds} seeds "
+                f"({len(self.results)} runs, {self.trained} trained now)")  # fmt: skip
+        if self.out is not None:
+            head += f", report in {self.out}"
+        rows = []
+        for s in self.stats[:5]:
+            acc = s.metrics["final"].get("val_acc")
+            text = "n/a" if acc is None or acc.n == 0 else f"{100 * acc.mean:.1f}%"
+            rows.append(f"  #{s.rank} {s.entry}: final val acc {text}")
+        if len(self.stats) > 5:
+            rows.append(f"  ... {len(self.stats) - 5} more (.stats)")
+        return [head, *rows]
+
+    def __repr__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        head, *rows = self._lines()
+        items = "".join(f"<li>{html.escape(r.strip())}</li>" for r in rows)
+        return (f"<div><b>{html.escape(head)}</b><ul>{items}</ul>"
+                f"<p>{html.escape(self.verdict.text)}</p></div>")  # fmt: skip
 
     def table(self) -> list[dict[str, Any]]:
         """Plain rows, one per (run, epoch) (:func:`initlab.lab.results.results_table`)."""
@@ -90,6 +142,7 @@ class ComparisonResult:
             "trained": self.trained,
             "skipped": self.skipped,
             "files": {k: str(v) for k, v in self.paths.items()},
+            "verdict": self.verdict.to_dict(),
             "stats": [s.to_dict() for s in self.stats],
         }
 
@@ -162,6 +215,14 @@ def _order(results: Iterable[RunResult], runs: Sequence[Run]) -> list[RunResult]
     return [by_id[r.run_id] for r in runs if r.run_id in by_id]
 
 
+def _data_facts(data: Dataset) -> dict[str, Any]:
+    """Sizes and the chance rate (the most frequent validation class's share), for the verdict."""
+    counts = torch.bincount(data.y_val, minlength=data.num_classes)
+    chance = float(counts.max()) / max(data.n_val, 1)
+    return {"n_train": data.n_train, "n_val": data.n_val, "classes": data.num_classes,
+            "chance": round(chance, 6)}  # fmt: skip
+
+
 def compare(
     model: str = DEFAULTS["model"],
     dataset: str | Dataset = DEFAULTS["dataset"],
@@ -184,7 +245,9 @@ def compare(
 
     Args:
         model: a model spec (``mlp``, ``cnn:batchnorm=true``, ``deep:depth=30,activation=tanh``,
-            ``resmlp``) or a user factory (``pkg.mod:factory``, ``file.py:factory``).
+            ``resmlp``) or a user factory (``pkg.mod:factory``, ``file.py:factory``); the
+            defaults are :data:`PRESETS` ``"depth"`` (``initlab compare --preset seeds`` for
+            the shallow MLP with Adam).
         dataset: a data set spec (``digits``, ``synthetic:n=2000``, ``mnist:/data/mnist``, ...)
             or a loaded :class:`Dataset`.
         entries: entry names (:func:`initlab.lab.entries.resolve_entry`); None: the 11 defaults.
@@ -224,6 +287,8 @@ def compare(
     base = {**context, **config.to_dict()}
     runs = [Run(e, s, make_run_id(base, e.config, s)) for e in entry_list for s in seed_list]
     folder = Path(out) if out is not None else None
+    # recorded in each result for the verdict; not in the run ids (the data spec decides them)
+    context["data"] = _data_facts(data)
     kwargs = {"vectorised": not sequential, "notify": notify, "context": context}
 
     if dist_.is_distributed():
@@ -276,8 +341,6 @@ def _propagation_at_init(
 ) -> None:
     """``propagation.png`` / ``propagation.json``: each entry's activation and gradient std per
     layer at init (:func:`initlab.compare_schemes`), on one validation batch, first seed."""
-    from ..diagnostics import compare_schemes, plot_propagation
-    from .trainer import build_run_model
 
     def init_for(entry: Entry) -> Callable[[torch.nn.Module], None]:
         def init(model: torch.nn.Module) -> None:
@@ -292,7 +355,8 @@ def _propagation_at_init(
         with torch.random.fork_rng(devices=[]):
             cmp = compare_schemes(factory, {e.label: init_for(e) for e in entries}, x, y,
                                   seed=seed, bins=0, singular_values=False)  # fmt: skip
-        plot_propagation(cmp, folder / "propagation.png", title="signal propagation at init")
+        plot_propagation(cmp, folder / "propagation.png", title="Signal propagation at init",
+                         colors=entry_colors(e.label for e in entries))  # fmt: skip
         cmp.to_json(folder / "propagation.json")
     except (RuntimeError, ValueError) as e:  # a diagnosis problem must not lose the training
         notify(f"initlab: no at-init propagation plot ({type(e).__name__}: {e})")
@@ -317,7 +381,6 @@ def _finish(
 
 def _reported_ids(folder: Path) -> list[str] | None:
     """The run ids ``summary.json`` says the last report covered (None if unknown)."""
-    import json
 
     try:
         ids = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("run_ids")

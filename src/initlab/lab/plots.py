@@ -1,12 +1,17 @@
-"""Curves per entry across seeds: a mean line and a min-max band, one PNG per metric.
+"""Static figures of a comparison (matplotlib PNGs, for papers), one colour per entry throughout.
 
-* ``curves_loss.png``: training loss (left) and validation loss (right) against the epoch,
-  log scale (bad inits reach losses far above the good ones);
-* ``curves_accuracy.png``: validation accuracy against the epoch.
+* ``final.png``: a sorted dot plot of each entry's final validation accuracy (%) with its 95%
+  interval (:mod:`initlab.lab.stats`), best at the top, and a dashed line at chance;
+* ``curves_accuracy.png``: validation accuracy (%) against the epoch, one small panel per
+  entry (in ranking order): the entry's mean over seeds in its colour with a min-max band, the
+  other entries' means in grey behind it, chance dashed;
+* ``curves_loss.png``: the same panels for the training loss (solid) and validation loss
+  (dashed), log scale when every value is positive.
 
 Epoch 0 is at init. Bands span the minimum to the maximum over seeds (with three seeds a
 standard-deviation band says little). Non-finite values are left out of the mean and band.
-Drawn with matplotlib's Agg backend (no display needed), entries in ranking order.
+Colours come from :func:`initlab.lab.palette.entry_colors`, so an entry has the same colour here,
+in the propagation plot and in the HTML report. Drawn with matplotlib's Agg backend.
 """
 
 from __future__ import annotations
@@ -14,105 +19,193 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .palette import GREY, entry_colors
 from .results import RunResult
+from .stats import EntryStats
 
-__all__ = ["PLOT_FILES", "plot_curves"]
+__all__ = ["PLOT_FILES", "curves", "group_runs", "plot_curves", "plot_final"]
 
-PLOT_FILES = {"loss": "curves_loss.png", "accuracy": "curves_accuracy.png"}
-
-_TITLES = {
-    "train_loss": "training loss",
-    "val_loss": "validation loss",
-    "val_acc": "validation accuracy",
+PLOT_FILES = {
+    "final": "final.png",
+    "accuracy": "curves_accuracy.png",
+    "loss": "curves_loss.png",
 }
 
 
-def _curves(runs: Sequence[RunResult], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Epochs [E+1] and values [seeds, E+1] (NaN where non-finite), cut to the shortest run."""
+def group_runs(
+    results: Sequence[RunResult], order: Sequence[str] | None = None
+) -> dict[str, list[RunResult]]:
+    """``{entry: runs}`` in ``order`` (default: first seen)."""
+    groups: dict[str, list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(r.entry, []).append(r)
+    if order is not None:
+        groups = {k: groups[k] for k in order if k in groups}
+    return groups
+
+
+def curves(runs: Sequence[RunResult], metric: str) -> tuple[np.ndarray, np.ndarray, ...]:
+    """Epochs, and the mean, min and max over seeds per epoch (NaN where no seed is finite),
+    cut to the shortest run."""
     length = min(len(r.metrics[metric]) for r in runs)
     values = np.array([r.metrics[metric][:length] for r in runs], dtype=float)
     values[~np.isfinite(values)] = np.nan
-    return np.arange(length), values
+    with warnings.catch_warnings():  # all-NaN epochs give NaN, which is not drawn
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (np.arange(length), np.nanmean(values, 0), np.nanmin(values, 0),
+                np.nanmax(values, 0))  # fmt: skip
 
 
-def _draw(ax, groups: dict[str, list[RunResult]], metric: str, log: bool) -> None:  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    cmap = plt.get_cmap("tab10")  # distinct colours; past ten, dashed lines
-    for i, (label, runs) in enumerate(groups.items()):
-        x, v = _curves(runs, metric)
-        color, style = cmap(i % 10), ("-", "--", ":")[(i // 10) % 3]
-        if not np.isfinite(v).any():
+    return plt
+
+
+def _chance(results: Sequence[RunResult]) -> float | None:
+    chance = results[0].config.get("data", {}).get("chance") if results else None
+    return float(chance) if isinstance(chance, (int, float)) else None
+
+
+def plot_final(
+    stats: Sequence[EntryStats],
+    path: str | os.PathLike[str],
+    colors: Mapping[str, str] | None = None,
+    chance: float | None = None,
+) -> Path:
+    """The sorted dot plot of final validation accuracy (%) with 95% intervals; returns ``path``.
+
+    Args:
+        stats: ranked entry statistics (:func:`initlab.lab.stats.summarise`).
+        path: the PNG to write.
+        colors: ``{entry: colour}`` (default :func:`initlab.lab.palette.entry_colors`).
+        chance: the chance accuracy as a fraction (a dashed line), or None.
+    """
+    plt = _pyplot()
+    colors = colors or entry_colors(s.entry for s in stats)
+    rows = [s for s in stats if s.metrics["final"].get("val_acc") is not None]
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.36 * max(len(rows), 1)))
+    for y, s in enumerate(reversed(rows)):
+        acc = s.metrics["final"]["val_acc"]
+        if acc.n == 0:
+            ax.annotate(f"{s.entry}: no finite value", (1, y), fontsize=8, color="0.4")
             continue
-        with warnings.catch_warnings():  # all-NaN epochs give NaN, which is not drawn
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean, lo, hi = np.nanmean(v, 0), np.nanmin(v, 0), np.nanmax(v, 0)
-        ax.plot(x, mean, color=color, ls=style, lw=1.6, label=label)
-        ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
-    ax.set_title(_TITLES.get(metric, metric))
-    ax.set_xlabel("epoch")
-    if log:
-        ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
+        err = None
+        if acc.ci is not None:
+            err = [[100 * (acc.mean - acc.ci[0])], [100 * (acc.ci[1] - acc.mean)]]
+        ax.errorbar(100 * acc.mean, y, xerr=err, fmt="o", color=colors[s.entry], capsize=3,
+                    ms=6, lw=1.5)  # fmt: skip
+    ax.set_yticks(range(len(rows)), [s.entry for s in reversed(rows)])
+    if chance is not None:
+        ax.axvline(100 * chance, color="0.3", ls="--", lw=1, label=f"chance {100 * chance:.1f}%")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("final validation accuracy (%), mean and 95% interval over seeds")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("Final validation accuracy per entry (best at the top)", fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _panels(n: int) -> tuple[Any, Any, np.ndarray]:
+    plt = _pyplot()
+    cols = min(4, max(n, 1))
+    rows = math.ceil(max(n, 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.3 * rows + 0.6), sharex=True,
+                             sharey=True, squeeze=False)  # fmt: skip
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return plt, fig, axes
+
+
+def _positive(groups: Mapping[str, list[RunResult]], metrics: Sequence[str]) -> bool:
+    vals = [v for rs in groups.values() for r in rs for m in metrics for v in r.metrics[m]]
+    finite = [v for v in vals if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0
+
+
+def _small_multiples(
+    groups: Mapping[str, list[RunResult]],
+    colors: Mapping[str, str],
+    metrics: Sequence[tuple[str, str]],
+    scale: float,
+    ylabel: str,
+    title: str,
+    chance: float | None,
+    log: bool,
+    path: Path,
+) -> Path:
+    plt, fig, axes = _panels(len(groups))
+    means = {(label, m): curves(runs, m) for label, runs in groups.items() for m, _ in metrics}
+    for ax, label in zip(axes.flat, groups, strict=False):
+        for (other, m), (x, mean, _, _) in means.items():
+            if other != label and m == metrics[-1][0]:
+                ax.plot(x, scale * mean, color=GREY, lw=0.8, zorder=1)
+        for m, style in metrics:
+            x, mean, lo, hi = means[(label, m)]
+            ax.plot(x, scale * mean, color=colors[label], ls=style, lw=1.8, zorder=3)
+            ax.fill_between(x, scale * lo, scale * hi, color=colors[label], alpha=0.2, lw=0,
+                            zorder=2)  # fmt: skip
+        if chance is not None:
+            ax.axhline(scale * chance, color="0.3", ls="--", lw=0.8, zorder=1)
+        ax.set_title(label, fontsize=9, color=colors[label], loc="left")
+        ax.grid(True, alpha=0.3)
+        if log:
+            ax.set_yscale("log")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plot_curves(
     results: Sequence[RunResult],
     folder: str | os.PathLike[str],
     order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
-    """Write the curve PNGs for ``results`` into ``folder``; returns ``{kind: path}``.
+    """Write ``curves_accuracy.png`` and ``curves_loss.png``; returns ``{kind: path}``.
 
     Args:
         results: the runs (any number of seeds per entry).
         folder: where to write (created if needed).
-        order: entry labels in legend order (default: first seen).
+        order: entry labels in panel order (default: first seen).
+        colors: ``{entry: colour}`` (default :func:`initlab.lab.palette.entry_colors`).
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    groups: dict[str, list[RunResult]] = {}
-    for r in results:
-        groups.setdefault(r.entry, []).append(r)
-    if order is not None:
-        groups = {k: groups[k] for k in order if k in groups}
+    groups = group_runs(results, order)
+    colors = colors or entry_colors(groups)
     n_seeds = max((len(v) for v in groups.values()), default=0)
-    note = f"mean over seeds (up to {n_seeds}), band: min–max"
-    paths: dict[str, Path] = {}
-
-    def _positive(metric: str) -> bool:
-        vals = [v for rs in groups.values() for r in rs for v in r.metrics.get(metric, [])]
-        finite = [v for v in vals if math.isfinite(v)]
-        return bool(finite) and min(finite) > 0
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    for ax, metric in zip(axes, ("train_loss", "val_loss"), strict=True):
-        _draw(ax, groups, metric, log=_positive("train_loss") and _positive("val_loss"))
-    axes[0].set_ylabel("cross-entropy")
-    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
-    fig.suptitle(f"Loss per init scheme — {note}", fontsize=11)
-    fig.tight_layout()
-    paths["loss"] = folder / PLOT_FILES["loss"]
-    fig.savefig(paths["loss"], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(9, 5))
-    _draw(ax, groups, "val_acc", log=False)
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0.0, 1.0)
-    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
-    fig.suptitle(f"Validation accuracy per init scheme — {note}", fontsize=11)
-    fig.tight_layout()
-    paths["accuracy"] = folder / PLOT_FILES["accuracy"]
-    fig.savefig(paths["accuracy"], dpi=110)
-    plt.close(fig)
+    note = f"mean over {n_seeds} seeds, band min–max; grey: the other entries"
+    chance = _chance(results)
+    paths = {
+        "accuracy": _small_multiples(
+            groups, colors, [("val_acc", "-")], 100.0, "val. accuracy (%)",
+            f"Validation accuracy per entry ({note}; dashed: chance)", chance, False,
+            folder / PLOT_FILES["accuracy"],
+        ),
+        "loss": _small_multiples(
+            groups, colors, [("train_loss", "-"), ("val_loss", "--")], 1.0, "cross-entropy",
+            f"Training loss (solid) and validation loss (dashed) per entry ({note})", None,
+            _positive(groups, ("train_loss", "val_loss")), folder / PLOT_FILES["loss"],
+        ),
+    }  # fmt: skip
     return paths

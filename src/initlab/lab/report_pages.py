@@ -1,10 +1,13 @@
-"""Reports of a comparison: terminal tables (rich), ``report.md`` and ``report.html``.
+"""A comparison's reports: terminal tables (rich), ``report.md``, ``report.html``, ``summary.json``.
 
-The tables rank the entries (see :mod:`initlab.lab.stats`) and give, for validation accuracy
-(in %), validation loss and training loss, ``mean ± std [95% CI]`` across seeds, once after
-epoch 2 and once after the last epoch. ``report.html`` is self-contained: CSS inline and the
-curve PNGs embedded as base64 ``data:`` URIs, so it can be mailed or archived alone.
-``report.md`` links the PNGs next to it.
+Each report opens with the verdict (:mod:`initlab.lab.verdict`): which entries are best, tied
+with the best, worse or failed. Then a glossary (each entry's formula, in its colour), then the
+tables: for validation accuracy (in %), validation loss and training loss, ``mean ± std [95%
+interval]`` across seeds, after epoch 2 and after the last epoch, each table ranked by its own
+epoch. ``report.html`` is self-contained and works offline: CSS inline, interactive plotly
+figures with plotly.js inlined (:mod:`initlab.lab.interactive`; hover for values, click the
+legend to hide or show an entry) and the propagation PNG as a base64 ``data:`` URI. Without
+plotly it embeds the static PNGs instead. ``report.md`` links the PNGs next to it.
 """
 
 from __future__ import annotations
@@ -20,14 +23,19 @@ from typing import Any
 
 from rich.table import Table
 
-from .plots import plot_curves
+from . import interactive
+from .entries import EntryError, describe_entry, resolve_entry
+from .palette import entry_colors
+from .plots import PLOT_FILES, plot_curves, plot_final
 from .results import RunResult
 from .stats import EntryStats, Summary, summarise
+from .verdict import Verdict, decide
 
 __all__ = [
     "REPORT_FILES",
     "describe_run",
     "format_cell",
+    "glossary",
     "render_html",
     "render_markdown",
     "rich_tables",
@@ -47,36 +55,68 @@ def _num(metric: str, v: float) -> str:
 
 
 def format_cell(metric: str, s: Summary | None) -> str:
-    """``mean ± std [lo, hi]`` (accuracy in %), ``—`` when absent, a note for non-finite seeds."""
+    """``mean ± std [lo, hi]`` (accuracy in %), or what stands in for the interval.
+
+    ``*`` marks an interval taken on the logit/log scale (the t interval would have left the
+    metric's range); "n seeds identical" replaces a zero-width interval; "1 seed" a missing one;
+    ``—`` an absent metric; a note counts non-finite seeds.
+
+    Example:
+        >>> format_cell("val_acc", Summary(0.939, 0.0, (0.939, 0.939), 3))
+        '93.9 (3 seeds identical)'
+    """
     if s is None or s.n == 0:
         return "diverged" if s is not None and s.n_nonfinite else "—"
-    text = f"{_num(metric, s.mean)} ± {_num(metric, s.std)}"
-    if s.ci is not None:
-        text += f" [{_num(metric, s.ci[0])}, {_num(metric, s.ci[1])}]"
+    if s.identical:
+        text = f"{_num(metric, s.mean)} ({s.n} seeds identical)"
+    elif s.ci is None:
+        text = f"{_num(metric, s.mean)} (1 seed)"
+    else:
+        mark = "*" if s.method != "t" else ""
+        text = (f"{_num(metric, s.mean)} ± {_num(metric, s.std)} "
+                f"[{_num(metric, s.ci[0])}, {_num(metric, s.ci[1])}]{mark}")  # fmt: skip
     if s.n_nonfinite:
         text += f" ({s.n_nonfinite} nan)"
     return text
 
 
 def describe_run(results: Sequence[RunResult]) -> dict[str, Any]:
-    """What was compared: model, data set, training config, runs, time, versions."""
+    """What was compared: model, data set (sizes, chance), training settings, runs, versions."""
     if not results:
         return {}
-    first = results[0]
-    config = dict(first.config)
-    seeds = sorted({r.seed for r in results})
-    modes = sorted({r.mode for r in results})
+    config = dict(results[0].config)
+    training = {k: config[k] for k in ("optimizer", "lr", "batch_size", "epochs") if k in config}
+    if config.get("optimizer") == "sgd" and "momentum" in config:
+        training["momentum"] = config["momentum"]
+    if config.get("weight_decay"):
+        training["weight_decay"] = config["weight_decay"]
     return {
-        "model": config.pop("model", "?"),
-        "dataset": config.pop("dataset", "?"),
-        "training": config,
+        "model": config.get("model", "?"),
+        "dataset": config.get("dataset", "?"),
+        "data": config.get("data", {}),
+        "training": training,
         "entries": len({r.entry for r in results}),
-        "seeds": seeds,
+        "seeds": sorted({r.seed for r in results}),
         "runs": len(results),
         "train_seconds": round(sum(r.wall_time for r in results), 2),
-        "modes": modes,
-        "versions": first.versions,
+        "modes": sorted({r.mode for r in results}),
+        "device": config.get("device", "cpu"),
+        "versions": results[0].versions,
     }
+
+
+def glossary(results: Sequence[RunResult]) -> dict[str, str]:
+    """``{entry: one-line formula or description}`` for the entries of ``results``."""
+    out: dict[str, str] = {}
+    for r in results:
+        if r.entry in out:
+            continue
+        try:
+            out[r.entry] = describe_entry(resolve_entry(str(r.entry_config.get("spec", r.entry))))
+        except (EntryError, OSError, ValueError):  # e.g. a policy file that has moved
+            policy = r.entry_config.get("policy") or {}
+            out[r.entry] = str(policy.get("description") or r.entry_config.get("spec", r.entry))
+    return out
 
 
 def _points(stats: Sequence[EntryStats]) -> tuple[str, ...]:
@@ -86,19 +126,24 @@ def _points(stats: Sequence[EntryStats]) -> tuple[str, ...]:
     return ("early", "final")
 
 
+def _ranked(stats: Sequence[EntryStats], point: str) -> list[EntryStats]:
+    return sorted(stats, key=lambda s: s.ranks.get(point, s.rank))
+
+
 def _title(stats: Sequence[EntryStats], point: str) -> str:
     epoch = stats[0].epochs[point] if stats else 0
-    return f"after epoch {epoch}" + (" (final)" if point == "final" else "")
+    return f"after epoch {epoch}" + (" (final)" if point == "final" else ", ranked at this epoch")
 
 
 def rich_tables(stats: Sequence[EntryStats]) -> list[Table]:
-    """Rich tables after epoch 2 and after the last epoch, ranked by final accuracy."""
+    """Rich tables after epoch 2 and after the last epoch, each ranked at its epoch."""
     tables = []
     diverged = any(s.n_diverged for s in stats)
     n = max((len(s.seeds) for s in stats), default=0)
+    colors = entry_colors(s.entry for s in stats)
     for point in _points(stats):
         table = Table(
-            title=f"{_title(stats, point)} — mean ± std [95% CI] over {n} seeds",
+            title=f"{_title(stats, point)} — mean ± std [95% interval] over {n} seeds",
             title_justify="left",
         )
         table.add_column("#", justify="right")
@@ -107,8 +152,8 @@ def rich_tables(stats: Sequence[EntryStats]) -> list[Table]:
             table.add_column(head, justify="right")
         if diverged:
             table.add_column("diverged", justify="right")
-        for s in stats:
-            row = [str(s.rank), s.entry]
+        for s in _ranked(stats, point):
+            row = [str(s.ranks.get(point, s.rank)), f"[{colors[s.entry]}]{s.entry}[/]"]
             row += [format_cell(m, s.metrics[point].get(m)) for m, _ in COLUMNS]
             if diverged:
                 row.append(f"{s.n_diverged}/{len(s.seeds)}" if s.n_diverged else "")
@@ -120,43 +165,76 @@ def rich_tables(stats: Sequence[EntryStats]) -> list[Table]:
 def _md_table(stats: Sequence[EntryStats], point: str) -> list[str]:
     heads = ["#", "entry", *(h for _, h in COLUMNS), "diverged"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---:|" * 1 + "---|" + "---:|" * 4]
-    for s in stats:
-        cells = [str(s.rank), f"`{s.entry}`"]
+    for s in _ranked(stats, point):
+        cells = [str(s.ranks.get(point, s.rank)), f"`{s.entry}`"]
         cells += [format_cell(m, s.metrics[point].get(m)) for m, _ in COLUMNS]
         cells.append(f"{s.n_diverged}/{len(s.seeds)}" if s.n_diverged else "")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _config_lines(meta: dict[str, Any]) -> list[str]:
-    training = meta.get("training", {})
-    train = ", ".join(f"{k}={v}" for k, v in training.items() if k != "eval_batch_size")
+def _config_parts(meta: dict[str, Any]) -> list[list[tuple[str, bool]]]:
+    """Header lines as (text, is_code) pieces: Markdown wraps code in backticks, HTML in <code>."""
+    data = meta.get("data") or {}
+    sizes = ""
+    if data:
+        sizes = (f" ({data.get('n_train')} training and {data.get('n_val')} validation "
+                 f"examples, {data.get('classes')} classes, chance "
+                 f"{100 * float(data.get('chance', 0)):.1f}%)")  # fmt: skip
+    train = ", ".join(f"{k} {v}" for k, v in meta.get("training", {}).items())
+    seeds = meta.get("seeds", [])
     return [
-        f"model `{meta.get('model')}` on data set `{meta.get('dataset')}`; {train}",
-        f"{meta.get('entries')} entries x {len(meta.get('seeds', []))} seeds "
-        f"({meta.get('runs')} runs, {'/'.join(meta.get('modes', []))}), "
-        f"training time {meta.get('train_seconds')} s",
-        "versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
-    ]
+        [("model ", False), (str(meta.get("model")), True), (" on ", False),
+         (str(meta.get("dataset")), True), (sizes, False)],
+        [(f"training: {train}", False)],
+        [(f"{meta.get('entries')} entries x {len(seeds)} seeds ({meta.get('runs')} runs, "
+          f"{'/'.join(meta.get('modes', []))} on {meta.get('device', 'cpu')}), training time "
+          f"{meta.get('train_seconds')} s", False)],
+        [("versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
+          False)],
+    ]  # fmt: skip
+
+
+def _md_line(parts: list[tuple[str, bool]]) -> str:
+    return "".join(f"`{t}`" if code else t for t, code in parts)
+
+
+def _html_line(parts: list[tuple[str, bool]]) -> str:
+    return "".join(
+        f"<code>{html.escape(t)}</code>" if code else html.escape(t) for t, code in parts
+    )
 
 
 _NOTE = (
-    "Cells: mean ± std (ddof=1) [95% Student-t confidence interval] across seeds; accuracy "
-    "in %. Ranked by final validation accuracy, ties by final validation loss. Seeds with a "
-    "non-finite value are left out of a cell and counted in it."
+    "Cells: mean ± std (ddof=1) [95% interval] across seeds; accuracy in %. Intervals are "
+    "Student-t; * marks one taken on the logit (accuracy) or log (loss) scale because the t "
+    'interval would have left the metric\'s range. "n seeds identical" means every seed gave '
+    "the same value: no spread was measured, which is not certainty. Each table is ranked at "
+    "its own epoch by validation accuracy, ties by validation loss. Seeds with a non-finite "
+    "value are left out of a cell and counted in it."
 )
 
 
 def render_markdown(
-    stats: Sequence[EntryStats], meta: dict[str, Any], images: dict[str, Path]
+    stats: Sequence[EntryStats],
+    meta: dict[str, Any],
+    images: dict[str, Path],
+    verdict: Verdict | None = None,
+    terms: dict[str, str] | None = None,
 ) -> str:
     """The Markdown report (images linked by file name, relative to the report)."""
     lines = ["# initlab compare", ""]
-    lines += [f"- {line}" for line in _config_lines(meta)]
+    if verdict is not None:
+        lines += [f"**{verdict.text}**", ""]
+    lines += [f"- {_md_line(parts)}" for parts in _config_parts(meta)]
+    if terms:
+        lines += ["", "## Entries", "", "| entry | what it does (biases 0 unless said) |",
+                  "|---|---|"]  # fmt: skip
+        lines += [f"| `{e}` | {terms[e]} |" for s in stats if (e := s.entry) in terms]
     lines += ["", _NOTE, ""]
     for point in _points(stats):
         lines += [f"## {_title(stats, point).capitalize()}", "", *_md_table(stats, point), ""]
-    lines += ["## Curves (and signal propagation at init, when measured)", ""]
+    lines += ["## Figures", ""]
     lines += [f"![{kind}]({Path(p).name})" for kind, p in images.items()]
     return "\n".join(lines) + "\n"
 
@@ -166,45 +244,77 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max
 color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}
 th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right;white-space:nowrap}
-th{background:#f4f4f4}td.l,th.l{text-align:left}
+th{background:#f4f4f4}td.l,th.l{text-align:left;white-space:normal}
 img{max-width:100%;margin:1em 0}.note{color:#555;font-size:13px}code{background:#f4f4f4}
+.verdict{background:#f6f8fa;border-left:4px solid #1f77b4;padding:.8em 1em;font-size:15px}
+.sw{display:inline-block;width:.9em;height:.9em;border-radius:50%;margin-right:.4em;
+vertical-align:middle}.figure{margin:1.5em 0}
 """
 
 
-def _html_table(stats: Sequence[EntryStats], point: str) -> str:
+def _swatch(color: str) -> str:
+    return f'<span class="sw" style="background:{color}"></span>'
+
+
+def _html_table(stats: Sequence[EntryStats], point: str, colors: dict[str, str]) -> str:
     heads = ["#", "entry", *(h for _, h in COLUMNS), "diverged"]
     out = ["<table><tr>"]
     out += [f'<th class="{"l" if h == "entry" else ""}">{html.escape(h)}</th>' for h in heads]
     out.append("</tr>")
-    for s in stats:
-        cells = [str(s.rank)]
-        cells += [format_cell(m, s.metrics[point].get(m)) for m, _ in COLUMNS]
+    for s in _ranked(stats, point):
+        cells = [format_cell(m, s.metrics[point].get(m)) for m, _ in COLUMNS]
         cells.append(f"{s.n_diverged}/{len(s.seeds)}" if s.n_diverged else "")
-        row = [f"<td>{html.escape(cells[0])}</td>", f'<td class="l">{html.escape(s.entry)}</td>']
-        row += [f"<td>{html.escape(c)}</td>" for c in cells[1:]]
+        row = [f"<td>{s.ranks.get(point, s.rank)}</td>",
+               f'<td class="l">{_swatch(colors[s.entry])}{html.escape(s.entry)}</td>']  # fmt: skip
+        row += [f"<td>{html.escape(c)}</td>" for c in cells]
         out.append("<tr>" + "".join(row) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
 
-def render_html(stats: Sequence[EntryStats], meta: dict[str, Any], images: dict[str, Path]) -> str:
-    """The self-contained HTML report (inline CSS, PNGs as base64 data URIs)."""
+def _img(kind: str, path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(kind)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(
+    stats: Sequence[EntryStats],
+    meta: dict[str, Any],
+    images: dict[str, Path],
+    verdict: Verdict | None = None,
+    terms: dict[str, str] | None = None,
+    figures: Sequence[str] = (),
+) -> str:
+    """The self-contained HTML report: inline CSS, the interactive ``figures`` (HTML snippets
+    with plotly.js inlined), else the PNGs of ``images``, as base64 data URIs."""
+    colors = entry_colors(s.entry for s in stats)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>initlab compare</title>',
         f"<style>{_CSS}</style></head><body>",
-        "<h1>initlab compare</h1><ul>",
-        *(f"<li>{html.escape(line)}</li>" for line in _config_lines(meta)),
-        f'</ul><p class="note">{html.escape(_NOTE)}</p>',
+        "<h1>initlab compare</h1>",
     ]
+    if verdict is not None:
+        parts.append(f'<p class="verdict">{html.escape(verdict.text)}</p>')
+    parts += ["<ul>", *(f"<li>{_html_line(p)}</li>" for p in _config_parts(meta)), "</ul>"]
+    if terms:
+        parts += ['<h2>Entries</h2><table><tr><th class="l">entry</th>'
+                  '<th class="l">what it does (biases 0 unless said)</th></tr>']  # fmt: skip
+        parts += [f'<tr><td class="l">{_swatch(colors[e])}<code>{html.escape(e)}</code></td>'
+                  f'<td class="l">{html.escape(terms[e])}</td></tr>'
+                  for s in stats if (e := s.entry) in terms]  # fmt: skip
+        parts.append("</table>")
+    parts.append(f'<p class="note">{html.escape(_NOTE)}</p>')
     for point in _points(stats):
         parts += [f"<h2>{html.escape(_title(stats, point).capitalize())}</h2>"]
-        parts.append(_html_table(stats, point))
-    parts.append("<h2>Curves</h2>")
-    for kind, path in images.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        alt = html.escape(f"{kind} curves")
-        parts.append(f'<img alt="{alt}" src="data:image/png;base64,{data}">')
+        parts.append(_html_table(stats, point, colors))
+    parts.append("<h2>Figures</h2>")
+    if figures:
+        parts += [f'<div class="figure">{f}</div>' for f in figures]
+        extra = {k: p for k, p in images.items() if k not in PLOT_FILES}
+    else:
+        extra = images
+    parts += [_img(kind, path) for kind, path in extra.items()]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -222,23 +332,34 @@ def write_report(
 ) -> dict[str, Path]:
     """Write the PNGs, ``report.md``, ``report.html`` and ``summary.json`` into ``folder``.
 
-    Returns ``{"loss": ..., "accuracy": ..., "markdown": ..., "html": ..., "summary": ...}``.
+    Returns ``{"final": ..., "accuracy": ..., "loss": ..., ["propagation at init": ...,]
+    "markdown": ..., "html": ..., "summary": ...}``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stats = list(stats) if stats is not None else summarise(results)
     meta = describe_run(results)
-    images = plot_curves(results, folder, order=[s.entry for s in stats])
+    verdict = decide(results, stats)
+    terms = glossary(results)
+    colors = entry_colors(s.entry for s in stats)
+    chance = meta.get("data", {}).get("chance")
+    images: dict[str, Path] = {
+        "final": plot_final(stats, folder / PLOT_FILES["final"], colors, chance),
+        **plot_curves(results, folder, order=[s.entry for s in stats], colors=colors),
+    }
     if (folder / "propagation.png").is_file():  # written by compare() at init
         images["propagation at init"] = folder / "propagation.png"
+    figures = interactive.figure_divs(results, stats) if interactive.available() else []
     paths: dict[str, Path] = dict(images)
     paths["markdown"] = folder / REPORT_FILES["markdown"]
-    _atomic_write(paths["markdown"], render_markdown(stats, meta, images))
+    _atomic_write(paths["markdown"], render_markdown(stats, meta, images, verdict, terms))
     paths["html"] = folder / REPORT_FILES["html"]
-    _atomic_write(paths["html"], render_html(stats, meta, images))
+    _atomic_write(paths["html"], render_html(stats, meta, images, verdict, terms, figures))
     paths["summary"] = folder / REPORT_FILES["summary"]
     summary = {
         "meta": meta,
+        "verdict": verdict.to_dict(),
+        "glossary": terms,
         "stats": [s.to_dict() for s in stats],
         "run_ids": [r.run_id for r in results],  # what this report covers; `report` reuses it
     }
