@@ -35,3 +35,29 @@ def assert_unchanged() -> Callable[[nn.Module, dict[str, torch.Tensor]], None]:
             assert torch.equal(after[k], before[k]), f"{k} changed"
 
     return check
+
+
+def _lab_run(entry: str, seed: int, acc: float | list[float], *, n_val: int = 400,
+             chance: float = 0.1, loss_end: float = 0.3, diverged: bool = False):  # fmt: skip
+    from initlab.lab.results import RunResult
+
+    accs = [chance, *acc] if isinstance(acc, list) else [chance, (chance + acc) / 2, acc]
+    n = len(accs)
+    train = [2.3] + [2.3 + (loss_end - 2.3) * k / (n - 1) for k in range(1, n)]
+    metrics = {"train_loss": train, "val_loss": [v + 0.05 for v in train], "val_acc": accs}
+    if diverged:
+        metrics["train_loss"][-1] = metrics["val_loss"][-1] = float("nan")
+    config = {"model": "mlp", "dataset": "synthetic", "optimizer": "sgd", "lr": 0.01,
+              "batch_size": 32, "epochs": n - 1, "momentum": 0.9, "image": False,
+              "limit": None, "data": {"n_val": n_val, "chance": chance, "n_train": 1000,
+                                      "classes": 10}}  # fmt: skip
+    return RunResult(f"{entry}-{seed}", entry, {"spec": entry}, seed, config, metrics,
+                     wall_time=0.1, versions={"initlab": "0"},
+                     status="diverged" if diverged else "ok")  # fmt: skip
+
+
+@pytest.fixture
+def lab_run() -> Callable[..., object]:
+    """A made-up lab RunResult: ``lab_run(entry, seed, final_acc_or_curve, n_val=, chance=,
+    loss_end=, diverged=)`` (accuracy at init = chance; losses fall linearly from 2.3)."""
+    return _lab_run

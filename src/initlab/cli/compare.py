@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ..factory import FactoryError
-from ..lab.entries import DEFAULT_ENTRIES
-from ..lab.experiment import DEFAULTS, ComparisonResult, compare, report
+from ..lab.entries import DEFAULT_ENTRIES, ENTRY_FORMULAS
+from ..lab.experiment import DEFAULTS, PRESETS, ComparisonResult, compare, report
 from ..lab.process_group import is_distributed
 from ..lab.report_pages import rich_tables
 from ..lab.trainer import OPTIMIZERS
@@ -63,19 +63,36 @@ def _show(result: ComparisonResult, as_json: bool) -> None:
     if result.out is not None:
         console.print(f"report: {result.paths.get('html', result.out)}")
         console.print(f"output folder: {result.out}")
+    console.print(result.verdict.text, style="bold", highlight=False)  # the last lines
+
+
+def _preset_help(key: str) -> str:
+    return f"(default: {' / '.join(f'{p} {v[key]}' for p, v in PRESETS.items())})"
+
+
+_GLOSSARY = "\b\nEntries (W: every weight; biases 0 unless said):\n" + "\n".join(
+    f"  {name:<17}{formula}" for name, formula in ENTRY_FORMULAS.items()
+)
 
 
 _ERRORS = (ValueError, FactoryError, PolicyError, OSError, RuntimeError)
 
 
-@click.command("compare")
+@click.command("compare", epilog=_GLOSSARY)
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default="depth",
+    show_default=True,
+    help="depth: a plain 20-layer ReLU net with SGD, where the init decides the outcome; "
+    "seeds: the seeds' shallow MLP with Adam. Options given explicitly override it.",
+)
 @click.option(
     "--model",
     "-m",
-    default=DEFAULTS["model"],
-    show_default=True,
     help="mlp[:widths=256-128,activation=relu], cnn[:batchnorm=true], "
-    "deep[:depth=30,activation=tanh], resmlp, or pkg.module:factory / file.py:factory.",
+    "deep[:depth=30,activation=tanh], resmlp, or pkg.module:factory / file.py:factory "
+    + _preset_help("model"),
 )
 @click.option(
     "--dataset",
@@ -98,17 +115,15 @@ _ERRORS = (ValueError, FactoryError, PolicyError, OSError, RuntimeError)
     "--seeds",
     default=str(DEFAULTS["seeds"]),
     show_default=True,
-    help="A count (seeds 0..n-1) or comma-separated seeds.",
+    help="A count (seeds 0..n-1) or comma-separated seeds; 3 or more for a verdict.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS["epochs"], show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), help=_preset_help("epochs"))
 @click.option(
     "--optimizer",
     type=click.Choice(OPTIMIZERS),
-    default=DEFAULTS["optimizer"],
-    show_default=True,
-    help="sgd uses momentum 0.9.",
+    help="sgd uses momentum 0.9 " + _preset_help("optimizer"),
 )
-@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True)
+@click.option("--lr", type=float, help=_preset_help("lr"))
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True
 )
@@ -123,9 +138,10 @@ _ERRORS = (ValueError, FactoryError, PolicyError, OSError, RuntimeError)
 @click.option("--sequential", is_flag=True, help="Train one run at a time (no vmap).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def compare_cmd(model: str, dataset: str, schemes: tuple[str, ...], seeds: str, epochs: int,
-                optimizer: str, lr: float, batch_size: int, device: str, out: str | None,
-                sequential: bool, no_progress: bool, as_json: bool) -> None:  # fmt: skip
+def compare_cmd(preset: str, model: str | None, dataset: str, schemes: tuple[str, ...],
+                seeds: str, epochs: int | None, optimizer: str | None, lr: float | None,
+                batch_size: int, device: str, out: str | None, sequential: bool,
+                no_progress: bool, as_json: bool) -> None:  # fmt: skip
     """Train one network under many init schemes and seeds; tables, curves and a report.
 
     Runs of one architecture train together as one vmapped model. Under torchrun
@@ -134,10 +150,12 @@ def compare_cmd(model: str, dataset: str, schemes: tuple[str, ...], seeds: str, 
     """
     entries = split_entries(schemes) or None
     folder = Path(out) if out else default_out_dir()
+    given = {"model": model, "epochs": epochs, "optimizer": optimizer, "lr": lr}
+    chosen = {k: PRESETS[preset][k] if v is None else v for k, v in given.items()}
     try:
         result = compare(
-            model=model, dataset=dataset, entries=entries, seeds=parse_seeds(seeds),
-            epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size, device=device,
+            **chosen, dataset=dataset, entries=entries, seeds=parse_seeds(seeds),
+            batch_size=batch_size, device=device,
             out=folder, sequential=sequential, progress=not no_progress and not as_json,
         )  # fmt: skip
     except _ERRORS as e:

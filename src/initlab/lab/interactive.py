@@ -24,7 +24,7 @@ from .plots import curves, group_runs
 from .results import RunResult
 from .stats import EntryStats
 
-__all__ = ["available", "figure_divs"]
+__all__ = ["available", "figure_divs", "figures"]
 
 _CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -114,9 +114,8 @@ def _curve_figure(groups: Mapping[str, list[RunResult]], colors: Mapping[str, st
     return fig
 
 
-def figure_divs(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> list[str]:
-    """The report's interactive figures as HTML ``<div>`` snippets (plotly.js inlined in the
-    first), in ranking order.
+def figures(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> list[Any]:
+    """The report's three plotly figures (final values, accuracy curves, loss curves).
 
     Raises:
         ImportError: plotly is not installed (:func:`available`).
@@ -131,7 +130,7 @@ def figure_divs(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> li
     finite = [v for vals in losses for v in vals if math.isfinite(v)]
     n = max((len(s.seeds) for s in stats), default=0)
     note = f"mean over {n} seeds, band min–max; click a legend entry to hide or show it"
-    figs = [
+    return [
         _final_figure(stats, colors, chance),
         _curve_figure(groups, colors, [("val_acc", "validation accuracy")], 100.0, "%",
                       "validation accuracy (%)", f"Validation accuracy ({note}; dashed: chance)",
@@ -140,8 +139,16 @@ def figure_divs(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> li
                                        ("val_loss", "validation loss")], 1.0, "",
                       "cross-entropy", f"Loss ({note})", None, bool(finite) and min(finite) > 0),
     ]  # fmt: skip
+
+
+def figure_divs(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> list[str]:
+    """:func:`figures` as HTML ``<div>`` snippets, plotly.js inlined in the first.
+
+    Raises:
+        ImportError: plotly is not installed (:func:`available`).
+    """
     return [
         fig.to_html(full_html=False, include_plotlyjs=i == 0, config=_CONFIG,
                     div_id=f"initlab-fig-{i}")
-        for i, fig in enumerate(figs)
+        for i, fig in enumerate(figures(results, stats))
     ]  # fmt: skip

@@ -148,8 +148,9 @@ class Summary:
 
     @property
     def identical(self) -> bool:
-        """Whether 2+ seeds all gave the same value (a zero-width interval, not certainty)."""
-        return self.n >= 2 and self.std == 0.0
+        """Whether 2+ seeds all gave the same value, up to float32 rounding (a zero-width
+        interval, not certainty)."""
+        return self.n >= 2 and self.std <= 1e-7 * max(1.0, abs(self.mean))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data; NaN becomes None."""
