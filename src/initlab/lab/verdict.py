@@ -243,14 +243,15 @@ def _text(v: dict[str, Any], accs: dict[str, float], tests: dict[str, PairedTest
     where = (f"{n_val} validation examples, so one example is {100 / n_val:.2f} points"
              if n_val else "validation-set size not recorded")  # fmt: skip
     parts = [f"Verdict on final validation accuracy ({n_seeds} seeds; {where})."]
+    if not v["trustworthy"]:
+        parts.append(
+            f"With {n_seeds} seed{'s' if n_seeds != 1 else ''} no ranking is trustworthy "
+            f"(no test is run below {MIN_SEEDS} seeds; use --seeds 5 or more)."
+        )
     if v["best"] is None:
         parts.append("Every entry failed.")
     elif not v["trustworthy"]:
-        parts.append(
-            f"With {n_seeds} seed{'s' if n_seeds != 1 else ''} no ranking is trustworthy "
-            f"(no test is run below {MIN_SEEDS} seeds; use --seeds 5 or more): highest mean "
-            f"{v['best']} ({_pct(accs[v['best']])})."
-        )
+        parts.append(f"Highest mean: {v['best']} ({_pct(accs[v['best']])}).")
     else:
         parts.append(f"Best: {v['best']} ({_pct(accs[v['best']])}).")
         method = f"paired t-test over seeds, Holm-adjusted, alpha {v['alpha']:g}"
