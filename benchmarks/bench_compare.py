@@ -2,7 +2,9 @@
 
     python benchmarks/bench_compare.py [--repeat 3] [--e2e-repeat 1] [--threads N] [--out F]
 
-Two measurements of the default grid (11 entries x 3 seeds, the digits MLP, 10 epochs of Adam):
+Two measurements of the default grid (11 entries x 3 seeds of :data:`DEFAULTS`, the ``depth``
+preset: a plain 20-layer ReLU network of width 128 on digits, 10 epochs of SGD; results in
+benchmarks/results/ from before that default was chosen measured the seeds' MLP with Adam):
 
 1. **end to end**: ``python -m initlab compare --out TMP --no-progress`` in a fresh process
    (imports, data, training, statistics, plots, report), once vectorised and once with

@@ -126,6 +126,14 @@ class RunResult:
         values = self.metrics[metric]
         return values[min(epoch, len(values) - 1)]
 
+    def __repr__(self) -> str:
+        acc = self.metrics.get("val_acc") or [math.nan]
+        text = f"{100 * acc[-1]:.1f}%" if math.isfinite(acc[-1]) else "nan"
+        return (
+            f"RunResult({self.entry!r}, seed {self.seed}, {self.epochs} epochs, final val acc "
+            f"{text}, {self.status}, id {self.run_id})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (non-finite metric values become ``None``)."""
         out = dataclasses.asdict(self)
