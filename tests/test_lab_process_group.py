@@ -46,7 +46,8 @@ def test_two_process_run_writes_every_run_once(tmp_path: Path) -> None:
     assert {x["group_size"] for x in lines} == {2} and {x["mode"] for x in lines} == {"vectorised"}
     assert (out / "report.html").is_file() and (out / "curves_loss.png").is_file()
     assert proc.stdout.count("output folder:") == 1  # only rank 0 reports
+    assert proc.stdout.count("Verdict on final validation accuracy") == 1
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "curves_accuracy.png", "curves_loss.png", "propagation.json", "propagation.png",
-        "report.html", "report.md", "runs.jsonl", "summary.json",
+        "curves_accuracy.png", "curves_loss.png", "final.png", "propagation.json",
+        "propagation.png", "report.html", "report.md", "runs.jsonl", "summary.json",
     ]  # fmt: skip
