@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .palette import entry_colors
-from .plots import curves, group_runs
+from .plots import curves, group_runs, loss_limits
 from .results import RunResult
 from .stats import EntryStats
 
@@ -65,20 +65,23 @@ def _final_figure(stats: Sequence[EntryStats], colors: Mapping[str, str],
         ))  # fmt: skip
     if chance is not None:
         fig.add_vline(x=100 * chance, line_dash="dash", line_color="#555",
-                      annotation_text=f"chance {100 * chance:.1f}%")  # fmt: skip
+                      annotation_text=f"chance {100 * chance:.1f}%",
+                      annotation_position="bottom right")  # fmt: skip
     fig.update_layout(
         title="Final validation accuracy per entry (best at the top)",
         xaxis={"title": "final validation accuracy (%), mean and 95% interval", "range": [0, 100]},
         yaxis={"title": "entry", "categoryorder": "array",
                "categoryarray": [s.entry for s in reversed(rows)]},
         height=160 + 28 * len(rows),
+        legend={"traceorder": "reversed"},
     )  # fmt: skip
     return fig
 
 
 def _curve_figure(groups: Mapping[str, list[RunResult]], colors: Mapping[str, str],
                   panels: Sequence[tuple[str, str]], scale: float, unit: str, ylabel: str,
-                  title: str, chance: float | None, log: bool) -> Any:  # fmt: skip
+                  title: str, chance: float | None, log: bool,
+                  limits: tuple[float, float] | None = None) -> Any:  # fmt: skip
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -110,6 +113,10 @@ def _curve_figure(groups: Mapping[str, list[RunResult]], colors: Mapping[str, st
             fig.add_hline(y=scale * chance, line_dash="dash", line_color="#555", row=1, col=col)
     fig.update_yaxes(title_text=ylabel, row=1, col=1)
     fig.update_yaxes(type="log" if log else "linear")
+    if limits is not None and limits[1] > limits[0]:  # diverged runs' values stay off the axis
+        lo, hi = limits
+        span = [math.log10(lo) - 0.05, math.log10(hi) + 0.05] if log and lo > 0 else [lo, hi]
+        fig.update_yaxes(range=span)
     fig.update_layout(title=title, height=460, hovermode="closest")
     return fig
 
@@ -137,7 +144,8 @@ def figures(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> list[A
                       chance, False),
         _curve_figure(groups, colors, [("train_loss", "training loss"),
                                        ("val_loss", "validation loss")], 1.0, "",
-                      "cross-entropy", f"Loss ({note})", None, bool(finite) and min(finite) > 0),
+                      "cross-entropy", f"Loss ({note})", None, bool(finite) and min(finite) > 0,
+                      loss_limits(results)),
     ]  # fmt: skip
 
 

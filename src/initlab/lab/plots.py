@@ -6,7 +6,8 @@
   entry (in ranking order): the entry's mean over seeds in its colour with a min-max band, the
   other entries' means in grey behind it, chance dashed;
 * ``curves_loss.png``: the same panels for the training loss (solid) and validation loss
-  (dashed), log scale when every value is positive.
+  (dashed), log scale when every value is positive, the axis fitted to the runs that did not
+  diverge (:func:`loss_limits`).
 
 Epoch 0 is at init. Bands span the minimum to the maximum over seeds (with three seeds a
 standard-deviation band says little). Non-finite values are left out of the mean and band.
@@ -29,7 +30,7 @@ from .palette import GREY, entry_colors
 from .results import RunResult
 from .stats import EntryStats
 
-__all__ = ["PLOT_FILES", "curves", "group_runs", "plot_curves", "plot_final"]
+__all__ = ["PLOT_FILES", "curves", "group_runs", "loss_limits", "plot_curves", "plot_final"]
 
 PLOT_FILES = {
     "final": "final.png",
@@ -60,6 +61,14 @@ def curves(runs: Sequence[RunResult], metric: str) -> tuple[np.ndarray, np.ndarr
         warnings.simplefilter("ignore", RuntimeWarning)
         return (np.arange(length), np.nanmean(values, 0), np.nanmin(values, 0),
                 np.nanmax(values, 0))  # fmt: skip
+
+
+def loss_limits(results: Sequence[RunResult]) -> tuple[float, float] | None:
+    """The loss axis' range: the finite losses of the runs that did not diverge, so that a
+    diverged run's huge values leave the others readable (None when every run diverged)."""
+    ok = [r.metrics[m] for r in results if r.status == "ok" for m in ("train_loss", "val_loss")]
+    vals = [v for series in ok for v in series if math.isfinite(v)]
+    return (min(vals), max(vals)) if vals else None
 
 
 def _pyplot() -> Any:
@@ -146,6 +155,7 @@ def _small_multiples(
     chance: float | None,
     log: bool,
     path: Path,
+    limits: tuple[float, float] | None = None,
 ) -> Path:
     plt, fig, axes = _panels(len(groups))
     means = {(label, m): curves(runs, m) for label, runs in groups.items() for m, _ in metrics}
@@ -160,10 +170,20 @@ def _small_multiples(
                             zorder=2)  # fmt: skip
         if chance is not None:
             ax.axhline(scale * chance, color="0.3", ls="--", lw=0.8, zorder=1)
+        if bad := sum(r.status != "ok" for r in groups[label]):
+            ax.text(0.97, 0.9, f"diverged in {bad}/{len(groups[label])} seeds", ha="right",
+                    va="top", transform=ax.transAxes, fontsize=8, color="0.3")  # fmt: skip
         ax.set_title(label, fontsize=9, color=colors[label], loc="left")
         ax.grid(True, alpha=0.3)
         if log:
             ax.set_yscale("log")
+    if limits is not None and limits[1] > limits[0]:
+        lo, hi = limits
+        if log and lo > 0:
+            pad = (hi / lo) ** 0.05
+            axes.flat[0].set_ylim(lo / pad, hi * pad)
+        else:
+            axes.flat[0].set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
     for ax in axes[:, 0]:
@@ -206,6 +226,7 @@ def plot_curves(
             groups, colors, [("train_loss", "-"), ("val_loss", "--")], 1.0, "cross-entropy",
             f"Training loss (solid) and validation loss (dashed) per entry ({note})", None,
             _positive(groups, ("train_loss", "val_loss")), folder / PLOT_FILES["loss"],
+            loss_limits(results),
         ),
     }  # fmt: skip
     return paths
