@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
+
 __all__ = [
     "METRICS",
     "RESULTS_FILE",
@@ -49,8 +51,6 @@ def versions() -> dict[str, str]:
     """The versions of initlab, torch, numpy and Python."""
     import numpy
     import torch
-
-    from .. import __version__
 
     return {
         "initlab": __version__,
