@@ -70,3 +70,12 @@ def test_each_epoch_is_ranked_at_that_epoch(lab_run) -> None:
     assert by["late"].ranks == {"early": 2, "final": 1} and by["late"].rank == 1
     assert by["early"].ranks == {"early": 1, "final": 2}
     assert by["late"].to_dict()["ranks"] == {"early": 2, "final": 1}
+
+
+def test_a_narrow_interval_never_prints_as_a_point() -> None:
+    s = summarise_values([2.3025, 2.3027, 2.3041], METRIC_RANGES["val_loss"])
+    cell = format_cell("val_loss", s)
+    lo, hi = cell[cell.index("[") + 1 : cell.index("]")].split(", ")
+    assert lo != hi and cell.startswith("2.30 ± ")
+    acc = format_cell("val_acc", summarise_values([0.1, 0.1003, 0.1], (0.0, 1.0)))
+    assert acc == "10.0 ± 0.0 [10.0, 10.1]"

@@ -46,12 +46,21 @@ REPORT_FILES = {"markdown": "report.md", "html": "report.html", "summary": "summ
 COLUMNS = (("val_acc", "val acc %"), ("val_loss", "val loss"), ("train_loss", "train loss"))
 
 
-def _num(metric: str, v: float) -> str:
+def _num(metric: str, v: float, digits: int = 3) -> str:
     if not math.isfinite(v):
         return "nan"
     if metric == "val_acc":
-        return f"{100 * v:.1f}"
-    return f"{v:.3g}"
+        return f"{100 * v:.{digits - 2}f}"
+    return f"{v:#.{digits}g}".rstrip(".")
+
+
+def _digits(metric: str, lo: float, hi: float) -> int:
+    """The fewest digits (3 to 6) at which a nonzero-width interval's ends print differently,
+    so ``[2.3, 2.3]`` never stands for a narrow interval."""
+    for digits in range(3, 7):
+        if _num(metric, lo, digits) != _num(metric, hi, digits):
+            return digits
+    return 6
 
 
 def format_cell(metric: str, s: Summary | None) -> str:
@@ -73,8 +82,9 @@ def format_cell(metric: str, s: Summary | None) -> str:
         text = f"{_num(metric, s.mean)} (1 seed)"
     else:
         mark = "*" if s.method != "t" else ""
-        text = (f"{_num(metric, s.mean)} ± {_num(metric, s.std)} "
-                f"[{_num(metric, s.ci[0])}, {_num(metric, s.ci[1])}]{mark}")  # fmt: skip
+        k = _digits(metric, *s.ci)
+        text = (f"{_num(metric, s.mean, k)} ± {_num(metric, s.std)} "
+                f"[{_num(metric, s.ci[0], k)}, {_num(metric, s.ci[1], k)}]{mark}")  # fmt: skip
     if s.n_nonfinite:
         text += f" ({s.n_nonfinite} nan)"
     return text
