@@ -67,8 +67,7 @@ def plot_propagation(
 ) -> Path:
     """Two panels, std of layer outputs and of dL/d outputs versus depth, log y, one line per
     scheme. ``layers="weights"`` plots the weight layers (pre-activations), ``"all"`` every
-    recorded call; ``colors`` maps scheme names to colours (others take matplotlib's cycle).
-    Returns ``path``."""
+    recorded call. Returns ``path``."""
     diags = _diagnoses(comparison)
     fig, axes = _figure(1, 2, (11, 4.2))
     panels = (("output_std", "activation std (forward)"),
@@ -76,7 +75,7 @@ def plot_propagation(
     from matplotlib.ticker import MaxNLocator
 
     styles = _styles(len(diags))
-    for name, style in zip(diags, styles, strict=True):
+    for name, style in zip(diags, styles, strict=True):  # ``colors``: {scheme: colour}
         if colors and name in colors:
             style["color"] = colors[name]
     absent: set[str] = set()
