@@ -48,7 +48,18 @@ def _slot(label: str) -> int:
 
 
 def entry_colors(labels: Iterable[str]) -> dict[str, str]:
-    """``{label: "#rrggbb"}`` for ``labels`` (order kept): fixed per name, distinct within them."""
+    """``{label: "#rrggbb"}`` for ``labels`` (order kept): fixed per name, distinct within them.
+
+    Args:
+        labels: entry labels (duplicates are kept once).
+
+    Returns:
+        One colour per label (module doc).
+
+    Example:
+        >>> entry_colors(["zeros", "my_policy"])["zeros"]
+        '#7f7f7f'
+    """
     labels = list(dict.fromkeys(labels))
     out = {label: ENTRY_COLORS[label] for label in labels if label in ENTRY_COLORS}
     used = set(out.values())

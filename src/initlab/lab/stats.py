@@ -68,7 +68,18 @@ _Z = 1.959963984540054
 
 
 def t_quantile_975(df: int) -> float:
-    """t(0.975, df): the table for df <= 30, the Cornish-Fisher expansion above."""
+    """t(0.975, df): the table for df <= 30, the Cornish-Fisher expansion above.
+
+    Args:
+        df: degrees of freedom, >= 1.
+
+    Returns:
+        The two-sided 95% Student-t quantile.
+
+    Example:
+        >>> t_quantile_975(2), round(t_quantile_975(100), 3)
+        (4.303, 1.984)
+    """
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
     if df <= len(T_975):
@@ -118,6 +129,13 @@ def _betainc(a: float, b: float, x: float) -> float:
 def t_two_sided_p(t: float, df: float) -> float:
     """P(|T| >= |t|) for Student's t with ``df`` degrees of freedom: I_{df/(df+t²)}(df/2, 1/2).
 
+    Args:
+        t: the statistic (its sign does not matter).
+        df: degrees of freedom, > 0.
+
+    Returns:
+        The two-sided p-value (NaN for NaN ``t``).
+
     Example:
         >>> round(t_two_sided_p(4.303, 2), 4)
         0.05
@@ -135,8 +153,16 @@ def t_two_sided_p(t: float, df: float) -> float:
 class Summary:
     """One metric of one entry at one epoch, across seeds (finite values only).
 
-    ``method``: how ``ci`` was made: ``"t"``, ``"logit-t"`` or ``"log-t"`` (module doc), or
-    ``"none"`` (fewer than 2 finite values).
+    Attributes:
+        mean, std: over the finite values (std with ddof=1; 0 for one value).
+        ci: the 95% interval, within the metric's range (None for fewer than 2 values).
+        n: the finite values; ``n_nonfinite``: the others.
+        method: how ``ci`` was made: ``"t"``, ``"logit-t"`` or ``"log-t"`` (module doc), or
+            ``"none"`` (fewer than 2 finite values).
+
+    Example:
+        >>> Summary(0.9, 0.0, (0.9, 0.9), 3).identical
+        True
     """
 
     mean: float
@@ -253,6 +279,11 @@ class EntryStats:
         metrics: ``{"early"|"final": {metric: Summary}}``.
         rank: 1 for the best after the last epoch (see module doc).
         ranks: ``{"early"|"final": rank at that point}``.
+
+    Example:
+        >>> s = summarise_values([0.9, 0.92, 0.94], (0.0, 1.0))
+        >>> EntryStats("kaiming", [0, 1, 2], 0, {"final": 10}, {"final": {"val_acc": s}}, 1)
+        EntryStats(#1 'kaiming': final val acc 92.0%, 3 seeds, 0 diverged)
     """
 
     entry: str
@@ -301,6 +332,22 @@ def summarise(results: Iterable[RunResult], early_epoch: int = 2) -> list[EntryS
     """Per-entry statistics across seeds, ranked (entries in first-seen order among ties).
 
     Runs of one entry with different epoch counts are compared at the smallest one.
+
+    Args:
+        results: the runs (entries x seeds).
+        early_epoch: the early point (clamped to the last epoch).
+
+    Returns:
+        One :class:`EntryStats` per entry, best first (module doc).
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> def run(entry, seed, acc):
+        ...     m = {"train_loss": [2.3, 0.2], "val_loss": [2.3, 0.3], "val_acc": [0.1, acc]}
+        ...     return RunResult(f"{entry}{seed}", entry, {}, seed, {}, m, versions={})
+        >>> stats = summarise([run("a", 0, 0.8), run("b", 0, 0.9)])
+        >>> [(s.entry, s.rank) for s in stats]
+        [('b', 1), ('a', 2)]
     """
     by_entry: dict[str, list[RunResult]] = {}
     for r in results:

@@ -64,7 +64,21 @@ LEARN_DROP = 0.05
 
 def chance_margin(chance: float, n_val: int | None) -> float:
     """How far above chance still counts as "at chance": 2 points, or two binomial standard
-    errors of a chance-level classifier on ``n_val`` examples if that is more."""
+    errors of a chance-level classifier on ``n_val`` examples if that is more.
+
+    ``max(0.02, 2 * sqrt(chance * (1 - chance) / n_val))``.
+
+    Args:
+        chance: the chance accuracy, a fraction.
+        n_val: the validation-set size (None: 2 points).
+
+    Returns:
+        The margin, a fraction.
+
+    Example:
+        >>> round(chance_margin(0.1, 360), 4), chance_margin(0.1, None)
+        (0.0316, 0.02)
+    """
     if not n_val:
         return 0.02
     return max(0.02, 2.0 * math.sqrt(chance * (1.0 - chance) / n_val))
@@ -72,6 +86,15 @@ def chance_margin(chance: float, n_val: int | None) -> float:
 
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment of ``p_values`` (same order in and out).
+
+    Sorted ascending, ``p_(i) * (m - i + 1)`` (i from 1), made non-decreasing, capped at 1
+    (Holm 1979, https://www.jstor.org/stable/4615733).
+
+    Args:
+        p_values: the unadjusted p-values of ``m`` tests.
+
+    Returns:
+        The adjusted p-values.
 
     Example:
         >>> holm([0.01, 0.04, 0.03])
@@ -97,6 +120,10 @@ class PairedTest:
         diff: mean of ``acc(best) - acc(entry)`` over those seeds.
         ci: its 95% t interval, within [-1, 1] (None for n < 2).
         p, p_holm: the two-sided p-value and its Holm adjustment.
+
+    Example:
+        >>> PairedTest("xavier", "kaiming", 3, 0.05, (0.01, 0.09), 0.02, 0.04).to_dict()["p_holm"]
+        0.04
     """
 
     entry: str
@@ -140,6 +167,14 @@ class Verdict:
         alpha: the significance level.
         trustworthy: False with fewer than :data:`MIN_SEEDS` seeds.
         text: the paragraph the reports open with.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.2], "val_loss": [2.3, 0.3], "val_acc": [0.1, 0.9]}
+        >>> runs = [RunResult(f"a{s}", "a", {}, s, {}, m, versions={}) for s in range(2)]
+        >>> v = decide(runs)
+        >>> v.best, v.trustworthy, "With 2 seeds no ranking is trustworthy" in v.text
+        ('a', False, True)
     """
 
     best: str | None
@@ -291,6 +326,17 @@ def decide(
 
     Returns:
         A :class:`Verdict`; ``str(verdict)`` is the paragraph.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> def run(entry, seed, acc):
+        ...     m = {"train_loss": [2.3, 0.2], "val_loss": [2.3, 0.3], "val_acc": [0.1, acc]}
+        ...     return RunResult(f"{entry}{seed}", entry, {}, seed, {}, m, versions={})
+        >>> rs = [run("a", s, 0.90 + s / 100) for s in range(3)]
+        >>> rs += [run("b", s, 0.80 + s / 100) for s in range(3)]
+        >>> v = decide(rs)
+        >>> v.best, v.worse, v.tests[0].p
+        ('a', ['b'], 0.0)
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
