@@ -7,10 +7,7 @@ entry in the legend hides or shows it (double-click isolates it). plotly.js is i
 the first figure, so the report opens without a network. plotly is imported here only, when a
 report is written (the ``lab`` extra); without it the report keeps its PNGs.
 
-Example:
-    >>> divs = figure_divs(results, stats)  # doctest: +SKIP
-    >>> [d[:4] for d in divs]  # doctest: +SKIP
-    ['<div', '<div', '<div']
+See :func:`figure_divs` for an example.
 """
 
 from __future__ import annotations
@@ -30,7 +27,12 @@ _CONFIG = {"displaylogo": False, "responsive": True}
 
 
 def available() -> bool:
-    """Whether plotly can be imported."""
+    """Whether plotly can be imported.
+
+    Example:
+        >>> isinstance(available(), bool)
+        True
+    """
     try:
         import plotly  # noqa: F401
     except ImportError:
@@ -124,6 +126,22 @@ def _curve_figure(groups: Mapping[str, list[RunResult]], colors: Mapping[str, st
 def figures(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> list[Any]:
     """The report's three plotly figures (final values, accuracy curves, loss curves).
 
+    Args:
+        results: the runs.
+        stats: their ranked statistics (:func:`initlab.lab.stats.summarise`).
+
+    Returns:
+        Three ``plotly.graph_objects.Figure``.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {}, s, {}, m, versions={}) for s in range(3)]
+        >>> from initlab.lab.stats import summarise
+        >>> [len(f.data) for f in figures(runs, summarise(runs))]  # doctest: +SKIP
+        [1, 2, 4]
+
     Raises:
         ImportError: plotly is not installed (:func:`available`).
     """
@@ -151,6 +169,23 @@ def figures(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> list[A
 
 def figure_divs(results: Sequence[RunResult], stats: Sequence[EntryStats]) -> list[str]:
     """:func:`figures` as HTML ``<div>`` snippets, plotly.js inlined in the first.
+
+    Args:
+        results: the runs.
+        stats: their ranked statistics (:func:`initlab.lab.stats.summarise`).
+
+    Returns:
+        Three HTML strings.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {}, s, {}, m, versions={}) for s in range(3)]
+        >>> from initlab.lab.stats import summarise
+        >>> divs = figure_divs(runs, summarise(runs))  # doctest: +SKIP
+        >>> ["plotly.js" in d for d in divs]  # doctest: +SKIP
+        [True, False, False]
 
     Raises:
         ImportError: plotly is not installed (:func:`available`).

@@ -42,7 +42,23 @@ PLOT_FILES = {
 def group_runs(
     results: Sequence[RunResult], order: Sequence[str] | None = None
 ) -> dict[str, list[RunResult]]:
-    """``{entry: runs}`` in ``order`` (default: first seen)."""
+    """``{entry: runs}`` in ``order`` (default: first seen).
+
+    Args:
+        results: the runs.
+        order: entry labels in the order wanted; entries not in it are left out.
+
+    Returns:
+        The runs grouped by entry.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {}, s, {}, m, versions={}) for s in range(3)]
+        >>> {k: len(v) for k, v in group_runs(runs).items()}
+        {'kaiming': 3}
+    """
     groups: dict[str, list[RunResult]] = {}
     for r in results:
         groups.setdefault(r.entry, []).append(r)
@@ -53,7 +69,24 @@ def group_runs(
 
 def curves(runs: Sequence[RunResult], metric: str) -> tuple[np.ndarray, np.ndarray, ...]:
     """Epochs, and the mean, min and max over seeds per epoch (NaN where no seed is finite),
-    cut to the shortest run."""
+    cut to the shortest run.
+
+    Args:
+        runs: one entry's runs.
+        metric: one of :data:`~initlab.lab.results.METRICS`.
+
+    Returns:
+        Four arrays: epochs, mean, min, max.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {}, s, {}, m, versions={}) for s in range(3)]
+        >>> x, mean, lo, hi = curves(runs, "val_acc")
+        >>> x.tolist(), [round(v, 6) for v in mean.tolist()]
+        ([0, 1, 2], [0.1, 0.8, 0.9])
+    """
     length = min(len(r.metrics[metric]) for r in runs)
     values = np.array([r.metrics[metric][:length] for r in runs], dtype=float)
     values[~np.isfinite(values)] = np.nan
@@ -65,7 +98,22 @@ def curves(runs: Sequence[RunResult], metric: str) -> tuple[np.ndarray, np.ndarr
 
 def loss_limits(results: Sequence[RunResult]) -> tuple[float, float] | None:
     """The loss axis' range: the finite losses of the runs that did not diverge, so that a
-    diverged run's huge values leave the others readable (None when every run diverged)."""
+    diverged run's huge values leave the others readable (None when every run diverged).
+
+    Args:
+        results: the runs.
+
+    Returns:
+        ``(lowest, highest)`` training or validation loss, or None.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {}, s, {}, m, versions={}) for s in range(3)]
+        >>> loss_limits(runs)
+        (0.2, 2.3)
+    """
     ok = [r.metrics[m] for r in results if r.status == "ok" for m in ("train_loss", "val_loss")]
     vals = [v for series in ok for v in series if math.isfinite(v)]
     return (min(vals), max(vals)) if vals else None
@@ -98,6 +146,21 @@ def plot_final(
         path: the PNG to write.
         colors: ``{entry: colour}`` (default :func:`initlab.lab.palette.entry_colors`).
         chance: the chance accuracy as a fraction (a dashed line), or None.
+
+    Returns:
+        ``path``, as a Path.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {}, s, {}, m, versions={}) for s in range(3)]
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from initlab.lab.stats import summarise
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     plot_final(summarise(runs), Path(tmp) / "final.png", chance=0.1).name
+        'final.png'
     """
     plt = _pyplot()
     colors = colors or entry_colors(s.entry for s in stats)
@@ -208,6 +271,19 @@ def plot_curves(
         folder: where to write (created if needed).
         order: entry labels in panel order (default: first seen).
         colors: ``{entry: colour}`` (default :func:`initlab.lab.palette.entry_colors`).
+
+    Returns:
+        ``{"accuracy": path, "loss": path}``.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {}, s, {}, m, versions={}) for s in range(3)]
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     sorted(plot_curves(runs, tmp))
+        ['accuracy', 'loss']
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
