@@ -70,6 +70,13 @@ def format_cell(metric: str, s: Summary | None) -> str:
     metric's range); "n seeds identical" replaces a zero-width interval; "1 seed" a missing one;
     ``—`` an absent metric; a note counts non-finite seeds.
 
+    Args:
+        metric: ``val_acc`` (shown in %), ``val_loss`` or ``train_loss``.
+        s: the summary, or None.
+
+    Returns:
+        The cell's text.
+
     Example:
         >>> format_cell("val_acc", Summary(0.939, 0.0, (0.939, 0.939), 3))
         '93.9 (3 seeds identical)'
@@ -91,7 +98,25 @@ def format_cell(metric: str, s: Summary | None) -> str:
 
 
 def describe_run(results: Sequence[RunResult]) -> dict[str, Any]:
-    """What was compared: model, data set (sizes, chance), training settings, runs, versions."""
+    """What was compared: model, data set (sizes, chance), training settings, runs, versions.
+
+    Args:
+        results: the runs.
+
+    Returns:
+        Plain data for the header and ``summary.json`` (empty for no runs).
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> cfg = {"model": "mlp", "dataset": "digits", "optimizer": "sgd", "lr": 0.01}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {"spec": "kaiming"}, s, cfg, m, versions={})
+        ...         for s in range(3)]
+        >>> meta = describe_run(runs)
+        >>> meta["model"], meta["training"], meta["runs"]
+        ('mlp', {'optimizer': 'sgd', 'lr': 0.01}, 3)
+    """
     if not results:
         return {}
     config = dict(results[0].config)
@@ -116,7 +141,24 @@ def describe_run(results: Sequence[RunResult]) -> dict[str, Any]:
 
 
 def glossary(results: Sequence[RunResult]) -> dict[str, str]:
-    """``{entry: one-line formula or description}`` for the entries of ``results``."""
+    """``{entry: one-line formula or description}`` for the entries of ``results``.
+
+    Args:
+        results: the runs (each entry's ``entry_config["spec"]`` is resolved again).
+
+    Returns:
+        One line per entry (:func:`initlab.lab.entries.describe_entry`).
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> cfg = {"model": "mlp", "dataset": "digits", "optimizer": "sgd", "lr": 0.01}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {"spec": "kaiming"}, s, cfg, m, versions={})
+        ...         for s in range(3)]
+        >>> glossary(runs)
+        {'kaiming': "W ~ N(0, 2/fan_in): keeps ReLU activations' scale (He et al. 2015)"}
+    """
     out: dict[str, str] = {}
     for r in results:
         if r.entry in out:
@@ -146,7 +188,25 @@ def _title(stats: Sequence[EntryStats], point: str) -> str:
 
 
 def rich_tables(stats: Sequence[EntryStats]) -> list[Table]:
-    """Rich tables after epoch 2 and after the last epoch, each ranked at its epoch."""
+    """Rich tables after epoch 2 and after the last epoch, each ranked at its epoch.
+
+    Args:
+        stats: ranked entry statistics.
+
+    Returns:
+        One ``rich.table.Table`` per point.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> cfg = {"model": "mlp", "dataset": "digits", "optimizer": "sgd", "lr": 0.01}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {"spec": "kaiming"}, s, cfg, m, versions={})
+        ...         for s in range(3)]
+        >>> from initlab.lab.stats import summarise
+        >>> [t.title[:18] for t in rich_tables(summarise(runs))]
+        ['after epoch 2 (fin']
+    """
     tables = []
     diverged = any(s.n_diverged for s in stats)
     n = max((len(s.seeds) for s in stats), default=0)
@@ -232,7 +292,29 @@ def render_markdown(
     verdict: Verdict | None = None,
     terms: dict[str, str] | None = None,
 ) -> str:
-    """The Markdown report (images linked by file name, relative to the report)."""
+    """The Markdown report (images linked by file name, relative to the report).
+
+    Args:
+        stats: ranked entry statistics.
+        meta: :func:`describe_run`.
+        images: ``{kind: PNG path}``.
+        verdict: the paragraph to open with, or None.
+        terms: :func:`glossary`, or None.
+
+    Returns:
+        The Markdown text.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> cfg = {"model": "mlp", "dataset": "digits", "optimizer": "sgd", "lr": 0.01}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {"spec": "kaiming"}, s, cfg, m, versions={})
+        ...         for s in range(3)]
+        >>> from initlab.lab.stats import summarise
+        >>> render_markdown(summarise(runs), describe_run(runs), {}).splitlines()[2]
+        '- model `mlp` on `digits`'
+    """
     lines = ["# initlab compare", ""]
     if verdict is not None:
         lines += [f"**{verdict.text}**", ""]
@@ -296,7 +378,27 @@ def render_html(
     figures: Sequence[str] = (),
 ) -> str:
     """The self-contained HTML report: inline CSS, the interactive ``figures`` (HTML snippets
-    with plotly.js inlined), else the PNGs of ``images``, as base64 data URIs."""
+    with plotly.js inlined), else the PNGs of ``images``, as base64 data URIs.
+
+    Args:
+        stats, meta, images, verdict, terms: as for :func:`render_markdown`.
+        figures: HTML snippets (:func:`initlab.lab.interactive.figure_divs`), or none.
+
+    Returns:
+        The HTML text.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> cfg = {"model": "mlp", "dataset": "digits", "optimizer": "sgd", "lr": 0.01}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {"spec": "kaiming"}, s, cfg, m, versions={})
+        ...         for s in range(3)]
+        >>> from initlab.lab.stats import summarise
+        >>> page = render_html(summarise(runs), describe_run(runs), {})
+        >>> "<code>mlp</code>" in page and "`" not in page
+        True
+    """
     colors = entry_colors(s.entry for s in stats)
     parts = [
         "<!DOCTYPE html>",
@@ -342,8 +444,26 @@ def write_report(
 ) -> dict[str, Path]:
     """Write the PNGs, ``report.md``, ``report.html`` and ``summary.json`` into ``folder``.
 
-    Returns ``{"final": ..., "accuracy": ..., "loss": ..., ["propagation at init": ...,]
-    "markdown": ..., "html": ..., "summary": ...}``.
+    Args:
+        folder: where to write (created if needed).
+        results: the runs.
+        stats: their :func:`~initlab.lab.stats.summarise` (computed when None).
+
+    Returns:
+        ``{"final": ..., "accuracy": ..., "loss": ..., ["propagation at init": ...,]
+        "markdown": ..., "html": ..., "summary": ...}``.
+
+    Example:
+        >>> from initlab.lab.results import RunResult
+        >>> m = {"train_loss": [2.3, 0.4, 0.2], "val_loss": [2.3, 0.5, 0.3],
+        ...      "val_acc": [0.1, 0.8, 0.9]}
+        >>> cfg = {"model": "mlp", "dataset": "digits", "optimizer": "sgd", "lr": 0.01}
+        >>> runs = [RunResult(f"k{s}", "kaiming", {"spec": "kaiming"}, s, cfg, m, versions={})
+        ...         for s in range(3)]
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     sorted(write_report(tmp, runs))
+        ['accuracy', 'final', 'html', 'loss', 'markdown', 'summary']
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
