@@ -88,6 +88,15 @@ class ComparisonResult:
         paths: the files written (``results``, ``loss``, ``accuracy``, ``markdown``,
             ``html``, ``summary``).
         trained: runs trained now; ``skipped``: runs found finished in ``out``.
+
+    ``repr`` is a short summary (the top five entries); ``verdict`` the best, tied, worse and
+    failed entries (:mod:`initlab.lab.verdict`).
+
+    Example:
+        >>> res = compare("mlp:widths=8", "synthetic:n=120,dim=4,classes=2",
+        ...               ["xavier", "kaiming"], seeds=1, epochs=1, progress=False)
+        >>> print(repr(res).splitlines()[0])
+        ComparisonResult: 2 entries x 1 seeds (2 runs, 2 trained now)
     """
 
     results: list[RunResult] = dataclasses.field(repr=False)
@@ -260,9 +269,18 @@ def compare(
         limit: keep at most this many training examples.
         notify: receives one-line notices (default: stderr).
 
+    Returns:
+        A :class:`ComparisonResult`.
+
     Raises:
         EntryError, ModelError, FactoryError, DatasetError, ValueError: bad inputs, before
             any training.
+
+    Example:
+        >>> res = compare("mlp:widths=8", "synthetic:n=120,dim=4,classes=2",
+        ...               ["xavier", "zeros"], seeds=3, epochs=1, progress=False)
+        >>> sorted(s.entry for s in res.stats), res.verdict.n_seeds
+        (['xavier', 'zeros'], 3)
     """
     notify = notify or (lambda msg: print(msg, file=sys.stderr, flush=True))
     _check_device(device)
@@ -400,8 +418,24 @@ def report(
     holds runs of several configurations (model, data set, training settings), only those with
     the configuration of the last line are reported, with a notice.
 
+    Args:
+        folder: a folder ``compare`` wrote into.
+        notify: receives one-line notices (default: stderr).
+
+    Returns:
+        A :class:`ComparisonResult` (``trained`` 0).
+
     Raises:
         FileNotFoundError: no ``runs.jsonl`` in ``folder``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = compare("mlp:widths=8", "synthetic:n=120,dim=4,classes=2", ["xavier"],
+        ...                 seeds=1, epochs=1, out=tmp, progress=False, notify=print)
+        ...     again = report(tmp)
+        >>> again.trained, again.skipped, sorted(again.paths)[:3]
+        (0, 1, ['accuracy', 'final', 'html'])
     """
     folder = Path(folder)
     results = load_results(folder)
