@@ -8,7 +8,7 @@ from torch import nn
 
 import initlab
 from archs import ARCHS, TinyLM
-from initlab.materialize import MaterializeError, materialize
+from initlab.execute import MaterializeError, materialize
 from initlab.plan import UnmatchedParametersError
 
 

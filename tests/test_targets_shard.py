@@ -17,8 +17,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import initlab
-from initlab.distributed import FullTensorNotice, ShardingError, initialize_sharded
-from initlab.materialize import materialize
+from initlab.execute import FullTensorNotice, ShardingError, initialize_sharded, materialize
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="no torch.distributed")
 
@@ -191,11 +190,11 @@ def test_no_process_group_is_a_clear_error() -> None:
 def test_window_fill_equals_full_fill_for_every_row(piece: int | None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The primitive under sharded init, without processes: any window of any row (also
     filled in slabs of a few elements, as large shards are)."""
-    from initlab import apply
-    from initlab.apply import fill_row
+    from initlab.execute import fill as fill_module
+    from initlab.execute import fill_row
 
     if piece is not None:
-        monkeypatch.setattr(apply, "WINDOW_PIECE", piece)
+        monkeypatch.setattr(fill_module, "WINDOW_PIECE", piece)
     from initlab.streams import KeyedStream
 
     model = Net()
@@ -218,7 +217,7 @@ def test_window_fill_equals_full_fill_for_every_row(piece: int | None, monkeypat
 def test_full_generation_note_lists_partially_covered_rows():
     """A packed parameter with a whole-matrix rule for only some blocks is still generated
     as a full tensor per rank: the note names it (status 'partial')."""
-    from initlab.distributed import full_generation_rows
+    from initlab.execute.shard import full_generation_rows
 
     lstm = nn.LSTM(4, 6)
     policy = initlab.Policy(

@@ -13,13 +13,25 @@
 """
 
 from . import init
-from .apply import as_apply_fn, fill_row, initialize, regenerate
-from .checkpoint import CheckpointError, load_checkpoint, write_checkpoint
 from .diagnostics import Diagnosis, LSUVReport, SchemeComparison, compare_schemes, diagnose, lsuv_
-from .distributed import FullTensorNotice, ShardingError, initialize_sharded
+from .execute import (
+    CheckpointError,
+    FullTensorNotice,
+    MaterializeError,
+    ShardingError,
+    achieved_std,
+    as_apply_fn,
+    fill_row,
+    initialize,
+    initialize_sharded,
+    load_checkpoint,
+    materialize,
+    meta_build,
+    regenerate,
+    write_checkpoint,
+)
 from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
 from .gain import calculate_gain, gain
-from .materialize import MaterializeError, materialize, meta_build
 from .plan import UnmatchedParametersError, plan
 from .policy import (
     ParamInfo,
@@ -68,6 +80,7 @@ __all__ = [
     "TorchSource",
     "UnmatchedParametersError",
     "__version__",
+    "achieved_std",
     "aliases",
     "as_apply_fn",
     "calculate_gain",

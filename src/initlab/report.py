@@ -12,7 +12,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from .fans import Fans
+from .fans import Block, Fans
 from .schemes import Scheme
 
 if TYPE_CHECKING:
@@ -28,6 +28,18 @@ if TYPE_CHECKING:
 #: (the row stays "partial"); ``materialize``, ``write_checkpoint`` and ``regenerate`` refuse
 #: it, since the uncovered blocks have no values to keep.
 STATUSES = ("planned", "initialized", "unmatched", "excluded", "partial")
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockOverride:
+    """One block rule of a packed parameter, resolved: the block, the rule that set it, its
+    scheme, and the shape and fans of the block alone (no sub-blocks)."""
+
+    block: Block
+    rule_id: str
+    scheme: Scheme
+    shape: tuple[int, ...]
+    fans: Fans
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +68,34 @@ class ParamRow:
         """The name the parameter's random stream is keyed by (its qualified name)."""
         return self.qualname
 
+    def overrides(self) -> list[BlockOverride]:
+        """The block overrides with their :class:`~initlab.fans.Block`, block shape and fans.
+
+        Example:
+            >>> import initlab
+            >>> from torch import nn
+            >>> pol = initlab.Policy(rules=(
+            ...     initlab.Rule({"name": "constant", "val": 1.0}, param="bias_*", block="f"),
+            ...     initlab.Rule("zeros", param="*bias*")))
+            >>> row = initlab.plan(nn.LSTM(2, 3), pol)["bias_ih_l0"]
+            >>> [(o.block.name, o.block.start, o.shape) for o in row.overrides()]
+            [('f', 3, (3,))]
+        """
+        out = []
+        for name, rule_id, scheme in self.block_overrides:
+            assert self.fans is not None  # block rules only match parameters with blocks
+            blk = _block(self.fans, name)
+            shape = list(self.shape)
+            shape[blk.dim] = blk.size
+            fans = dataclasses.replace(self.fans.for_block(blk), blocks=())
+            out.append(BlockOverride(blk, rule_id, scheme, tuple(shape), fans))
+        return out
+
+    @property
+    def override_rules(self) -> str:
+        """The rule ids of the block overrides, comma-separated ("" without overrides)."""
+        return ", ".join(r for _, r, _ in self.block_overrides)
+
     def to_dict(self) -> dict[str, Any]:
         fans = self.fans
         return {
@@ -82,6 +122,13 @@ class ParamRow:
             "target_std": _num(self.target_std),
             "achieved_std": _num(self.achieved_std),
         }
+
+
+def _block(fans: Fans, name: str) -> Block:
+    for b in fans.blocks:
+        if b.name == name:
+            return b
+    raise KeyError(f"no block {name!r} in {[b.name for b in fans.blocks]}")
 
 
 def _num(x: float | None) -> float | None:

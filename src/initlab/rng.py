@@ -19,7 +19,22 @@ from .sampling import standard_trunc_normal_
 
 @runtime_checkable
 class RandomSource(Protocol):
-    """What a scheme may ask for. Every method fills ``t`` in place and returns it."""
+    """What a scheme may ask for (the fills write ``t`` in place and return it), and what
+    the executor asks of a source (``addressable``, ``fork``, ``achieved_std``)."""
+
+    #: element-addressable: any window of a tensor can be generated alone (a keyed stream);
+    #: False for sequential sources (a torch.Generator), which can only fill whole tensors
+    addressable: bool
+
+    def fork(self, label: str) -> RandomSource:
+        """The source for a sub-step (one block of a packed parameter): an independent child
+        derived from ``label`` for a keyed source, the same sequence for a sequential one."""
+        ...
+
+    def achieved_std(self, t: Tensor) -> float | None:
+        """The std of what the last fill wrote into ``t``, when the source measured it while
+        writing (None: not measured, compute it from ``t``)."""
+        ...
 
     def uniform_(self, t: Tensor, low: float, high: float) -> Tensor: ...
 
@@ -36,6 +51,7 @@ class TorchSource:
     """Draws from a ``torch.Generator`` (None: the global one) exactly as torch.nn.init does."""
 
     __slots__ = ("generator",)
+    addressable = False
 
     def __init__(self, generator: torch.Generator | None = None) -> None:
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -57,6 +73,14 @@ class TorchSource:
         if self.generator is None:
             return torch.randperm(n)
         return torch.randperm(n, generator=self.generator, device=self.generator.device)
+
+    def fork(self, label: str) -> TorchSource:
+        """The same generator: a sequential source draws sub-steps in order."""
+        return self
+
+    def achieved_std(self, t: Tensor) -> float | None:
+        """None: a torch.Generator does not measure what it writes."""
+        return None
 
     def __repr__(self) -> str:
         return f"TorchSource({self.generator!r})"

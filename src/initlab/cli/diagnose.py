@@ -65,8 +65,8 @@ def diagnose_cmd(model: str, dataset: str, schemes: tuple[str, ...], batch: int,
 
 def _diagnose(model: str, dataset: str, schemes: tuple[str, ...], batch: int, seed: int,
               out: str | None, json_path: str | None, all_layers: bool) -> None:  # fmt: skip
-    from ..apply import initialize
     from ..diagnostics import compare_schemes, plot_histograms, plot_propagation
+    from ..execute import initialize
     from ..lab.data import load_dataset
     from ..lab.entries import Entry, resolve_entry
     from ..lab.models import build_model

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from ..apply import initialize
+from ..execute import MaterializeError, initialize, meta_build, write_checkpoint
 from ..factory import FactoryError, build_model
 from ..plan import UnmatchedParametersError, plan
 from ..policy import PolicyError
@@ -144,9 +144,6 @@ def _stream(
     strict: bool,
     as_json: bool,
 ) -> None:
-    from ..checkpoint import write_checkpoint
-    from ..materialize import MaterializeError, meta_build
-
     with meta_build():
         m = _model(spec)
     try:

@@ -51,6 +51,9 @@ class KeyedStream:
     whole in-place fills also sum what they write, for :meth:`achieved_std`.
     """
 
+    #: any window of a tensor can be generated alone (see RandomSource)
+    addressable = True
+
     def __init__(self, seed: int, name: str) -> None:
         self.key: int = derive_key(seed, name)
         self.seed: int | None = int(seed)
