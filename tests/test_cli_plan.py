@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 from click.testing import CliRunner
@@ -79,3 +80,53 @@ def test_bad_policy_file_and_strict(tmp_path):
     assert res.exit_code == 1 and "0.bias, 2.bias" in res.output
     assert res.output.strip().count("\n") == 0
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path):
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    out = tmp_path / "state.pt"
+    out.write_bytes(b"precious")
+    args = ("init", f"{f}:small", "--policy", "xavier", "--out", str(out))
+    res = run(*args)
+    assert res.exit_code != 0
+    assert f"--out {str(out)!r} exists; pass --force to replace it" in res.output
+    assert out.read_bytes() == b"precious"
+    res = run(*args, "--force")
+    assert res.exit_code == 0, res.output
+    assert torch.load(out)["0.weight"].shape == (8, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "state.pt"]  # no temp file
+
+
+def test_init_folder_refuses_a_full_folder_without_force_and_replaces_it_with(tmp_path):
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    args = ("init", f"{f}:small", "--policy", "xavier", "--out", f"{out}/")
+    res = run(*args)
+    assert res.exit_code != 0 and "exists and is not empty; pass --force" in res.output
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    res = run(*args, "--force")
+    assert res.exit_code == 0, res.output
+    assert "old.txt" not in {p.name for p in out.iterdir()}
+    assert (out / "model.safetensors.index.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "model.py"]  # nothing aside
+
+
+def test_init_pt_write_failure_leaves_no_file(tmp_path, monkeypatch):
+    """torch.save cut short (here: it raises after writing some bytes) leaves neither the
+    final file nor the temporary one."""
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    out = tmp_path / "state.pt"
+
+    def broken_save(obj, path):  # type: ignore[no-untyped-def]
+        Path(path).write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    res = run("init", f"{f}:small", "--policy", "xavier", "--out", str(out))
+    assert res.exit_code != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]

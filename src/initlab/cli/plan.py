@@ -104,6 +104,7 @@ def _size(text: str) -> int:
 )
 @click.option("--strict", is_flag=True, help="Fail if any parameter matches no rule.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--force", is_flag=True, help="Replace an existing --out file or non-empty folder.")
 def init_cmd(
     model: str,
     policy: str,
@@ -113,11 +114,23 @@ def init_cmd(
     max_shard_size: str,
     strict: bool,
     as_json: bool,
+    force: bool,
 ) -> None:
-    """Initialise MODEL by a policy and save it to --out (a state_dict file or a folder)."""
+    """Initialise MODEL by a policy and save it to --out (a state_dict file or a folder).
+
+    The output is written under a temporary name and renamed when complete; an existing
+    file or non-empty folder is replaced only with --force.
+    """
     torch_dtype = None if dtype is None else _DTYPES[dtype]
+    path = Path(out)
+    if (path.is_file() or (path.is_dir() and any(path.iterdir()))) and not force:
+        raise click.ClickException(
+            f"--out {out!r} exists{' and is not empty' if path.is_dir() else ''}; "
+            "pass --force to replace it"
+        )
     if _is_folder(out):
-        _stream(model, policy, seed, out, torch_dtype, _size(max_shard_size), strict, as_json)
+        _stream(model, policy, seed, out, torch_dtype, _size(max_shard_size), strict, as_json,
+                force)  # fmt: skip
         return
     m = _model(model)
     if torch_dtype is not None:
@@ -126,9 +139,13 @@ def init_cmd(
         report = initialize(m, policy, seed, strict=strict)
     except (PolicyError, UnmatchedParametersError) as e:
         raise click.ClickException(str(e)) from None
-    path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(m.state_dict(), path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(m.state_dict(), tmp)
+        os.replace(tmp, path)  # a file cut short never sits under its final name
+    finally:
+        tmp.unlink(missing_ok=True)
     _show(report, as_json)
     if not as_json:
         console.print(f"saved {len(m.state_dict())} tensors to {path}")
@@ -143,6 +160,7 @@ def _stream(
     max_bytes: int,
     strict: bool,
     as_json: bool,
+    force: bool,
 ) -> None:
     with meta_build():
         m = _model(spec)
@@ -150,7 +168,7 @@ def _stream(
         progress = not as_json and console.is_terminal
         index = write_checkpoint(
             m, policy, seed, out, dtype=dtype, max_shard_bytes=max_bytes, progress=progress,
-            strict=strict,
+            strict=strict, overwrite=force,
         )  # fmt: skip
     except (PolicyError, UnmatchedParametersError, MaterializeError) as e:
         raise click.ClickException(str(e)) from None

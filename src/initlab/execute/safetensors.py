@@ -130,10 +130,10 @@ def _bytes(t: Tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else memoryview(b"")
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"output {str(out)!r} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise CheckpointError(
             f"output folder {str(out)!r} exists and is not empty; choose a new or empty folder"
         )
@@ -150,9 +150,10 @@ class SafetensorsWriter:
         dtype: torch.dtype | None,
         max_bytes: int,
         buffers: Mapping[str, BufferInit] | None,
+        overwrite: bool = False,
     ) -> None:
         self.model, self.out, self.dtype, self.max_bytes = model, out, dtype, max_bytes
-        self.buffers = buffers
+        self.buffers, self.overwrite = buffers, overwrite
         self.tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
         self.file: IO[bytes] | None = None
         self.next = 0  # the next file to open
@@ -226,7 +227,11 @@ class SafetensorsWriter:
         for name, content in _reports(report, index, self.files, self.dtype).items():
             (self.tmp / name).write_text(content)
         (self.tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+        old = self.out.with_name(f"{self.out.name}.old-{os.getpid()}")
+        if self.overwrite and self.out.is_dir() and any(self.out.iterdir()):
+            os.rename(self.out, old)  # the old checkpoint steps aside whole, then goes
         os.rename(self.tmp, self.out)  # atomic; replaces an empty folder, fails on a full one
+        shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         if self.file is not None:
@@ -246,6 +251,7 @@ def write_checkpoint(
     buffers: Mapping[str, BufferInit] | None = None,
     strict: bool = False,
     exclude: Iterable[str] = (),
+    overwrite: bool = False,
 ) -> Path:
     """Initialise the meta-built ``model`` by ``policy`` straight into sharded safetensors.
 
@@ -257,12 +263,15 @@ def write_checkpoint(
             ``torch.device("meta")``); it stays on meta.
         policy: a Policy, preset name, policy file path or dict.
         seed: the seed of the per-parameter streams.
-        out_dir: a new or empty folder.
+        out_dir: a new or empty folder (with ``overwrite``, a full one is replaced once the
+            new checkpoint is complete).
         dtype: floating dtype of parameters and floating buffers (None: as built).
         max_shard_bytes: the largest file size (a bigger single tensor gets its own file).
         progress: show a progress bar (rich) on the terminal.
         buffers: initialisers of buffers initlab does not know (see ``materialize``).
         strict, exclude: as for ``materialize`` (unmatched/excluded parameters raise).
+        overwrite: replace a non-empty ``out_dir`` (its old files are removed after the new
+            checkpoint is renamed in place).
 
     Returns:
         The path of the index file. Loading the files with ``load_checkpoint`` (or
@@ -289,12 +298,12 @@ def write_checkpoint(
     if sys.byteorder != "little":
         raise CheckpointError("safetensors stores little-endian data; this host is big-endian")
     out = Path(out_dir)
-    _check_out(out)
+    _check_out(out, overwrite)
     try:
         check_on_meta(model, "write_checkpoint")
     except MaterializeError as e:
         raise CheckpointError(str(e)) from None
-    target = SafetensorsWriter(model, out, dtype, max_shard_bytes, buffers)
+    target = SafetensorsWriter(model, out, dtype, max_shard_bytes, buffers, overwrite)
     execute(model, policy, seed, target, strict=strict, exclude=exclude, measure=False,
             progress=progress)  # fmt: skip
     return out / INDEX_NAME
