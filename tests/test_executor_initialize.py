@@ -291,8 +291,10 @@ def test_report_table_shows_block_overrides_literally():
         Rule({"name": "constant", "val": 1.0}, module="LSTM", param="bias_*", block="f"),
         Rule("zeros", param="*bias*"),
     ))  # fmt: skip
+    pol = Policy(rules=(*pol.rules, Rule("normal", param="[w]*", id="[w]")))
     text = str(initlab.initialize(m, pol, seed=0))
-    assert "[f] constant(val=1.0)" in text  # not swallowed as rich markup
+    assert "block f = 1 (override, rule[0])" in text  # an override reads as such
+    assert "[w]" in text  # a rule id in brackets is not swallowed as rich markup
 
 
 def test_readme_tour_runs():

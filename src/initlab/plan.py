@@ -218,15 +218,11 @@ def _validated(row: ParamRow, fans_error: str | None) -> ParamRow:
     try:
         if row.scheme is not None:
             fans = row.scheme.validate(row.shape, row.fans)
-            target = row.scheme.target_std(fans)
+            # the std of the blocks the row's scheme fills (none: every block is overridden)
+            target = row.scheme.target_std(fans) if row.std_blocks != () else None
             row = dataclasses.replace(row, target_std=target)
-        for block, _, scheme in row.block_overrides:
-            fans = row.fans
-            assert fans is not None  # block rules only match parameters with blocks
-            blk = next(b for b in fans.blocks if b.name == block)
-            shape = list(row.shape)
-            shape[blk.dim] = blk.size
-            scheme.validate(tuple(shape), dataclasses.replace(fans.for_block(blk), blocks=()))
+        for o in row.overrides():
+            o.scheme.validate(o.shape, o.fans)
     except (ValueError, TypeError, KeyError) as e:
         extra = f" (layer fans unavailable: {fans_error})" if fans_error else ""
         raise PolicyError(f"{where}: {e}{extra}", path=row.rule_id or "") from None

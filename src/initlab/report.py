@@ -92,6 +92,15 @@ class ParamRow:
         return out
 
     @property
+    def std_blocks(self) -> tuple[str, ...] | None:
+        """The blocks that target and achieved std describe: those the row's own scheme
+        filled, when block overrides set others (None: the whole parameter)."""
+        if not self.block_overrides or self.fans is None:
+            return None
+        over = {b for b, _, _ in self.block_overrides}
+        return tuple(b.name for b in self.fans.blocks if b.name not in over)
+
+    @property
     def override_rules(self) -> str:
         """The rule ids of the block overrides, comma-separated ("" without overrides)."""
         return ", ".join(r for _, r, _ in self.block_overrides)
@@ -121,6 +130,7 @@ class ParamRow:
             "stream": self.stream_name,
             "target_std": _num(self.target_std),
             "achieved_std": _num(self.achieved_std),
+            "std_blocks": None if self.std_blocks is None else list(self.std_blocks),
         }
 
 
@@ -186,9 +196,13 @@ class InitReport:
         return json.dumps(self.to_dict(), indent=indent)
 
     def _cells(self, r: ParamRow) -> list[str]:
-        scheme = "-" if r.scheme is None else _scheme_text(r.scheme)
-        if r.block_overrides:
-            scheme += "; " + "; ".join(f"[{b}] {_scheme_text(s)}" for b, _, s in r.block_overrides)
+        scheme = "; ".join(
+            ([] if r.scheme is None else [_scheme_text(r.scheme)])
+            + [_override_text(b, rule, s) for b, rule, s in r.block_overrides]
+        )
+        over = "" if r.std_blocks is None else f" ({','.join(r.std_blocks)})"
+        target = _fmt(r.target_std) + (over if r.target_std is not None else "")
+        achieved = _fmt(r.achieved_std) + (over if r.achieved_std is not None else "")
         fans = "-" if r.fans is None else f"{r.fans.fan_in}/{r.fans.fan_out}"
         blocks = (
             "-" if r.fans is None or not r.fans.blocks else ",".join(b.name for b in r.fans.blocks)
@@ -196,7 +210,7 @@ class InitReport:
         name = r.qualname + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
         return [
             name, "x".join(map(str, r.shape)) or "scalar", r.status, r.rule_id or "-", scheme,
-            fans, blocks, _fmt(r.target_std), _fmt(r.achieved_std),
+            fans, blocks, target, achieved,
         ]  # fmt: skip
 
     HEADERS = ("parameter", "shape", "status", "rule", "scheme", "fan in/out", "blocks",
@@ -250,6 +264,17 @@ class _NullFile:
 
     def flush(self) -> None:
         pass
+
+
+#: the value of a constant scheme, by name (zeros, ones, constant(val=...))
+_CONSTANTS = {"zeros": lambda s: 0.0, "ones": lambda s: 1.0, "constant": lambda s: s.val}
+
+
+def _override_text(block: str, rule: str, s: Scheme) -> str:
+    """A block override as such: ``block f = 1 (override, rule[0])``, or the scheme."""
+    value = _CONSTANTS.get(s.name)
+    what = f" = {value(s):g}" if value is not None else f": {_scheme_text(s)}"
+    return f"block {block}{what} (override, {rule})"
 
 
 def _scheme_text(s: Scheme) -> str:
