@@ -15,7 +15,7 @@ from ..plan import uncovered_blocks
 from ..report import ParamRow
 from ..rng import RandomSource
 from ..schemes import Scheme
-from ..schemes.base import _normalise_index
+from ..schemes.base import _normalise_index, block_window
 from ..streams import KeyedStream
 from ._layer_hooks import keep_structure
 
@@ -95,14 +95,11 @@ def fill_values(
         if index is None:
             o.scheme(target.narrow(blk.dim, blk.start, blk.size), o.fans, sub)
             continue
-        want = index[blk.dim]
-        lo, hi = max(want.start, blk.start), min(want.stop, blk.stop)
-        if lo >= hi:
-            continue
-        region = target.narrow(blk.dim, lo - want.start, hi - lo)
-        sub_idx = list(index)
-        sub_idx[blk.dim] = slice(lo - blk.start, hi - blk.start)
-        _fill_window(o.scheme, region, o.shape, tuple(sub_idx), o.fans, sub)
+        part = block_window(blk, row.shape, index)
+        if part is not None:
+            start, length, _, block_index = part
+            region = target.narrow(blk.dim, start, length)
+            _fill_window(o.scheme, region, o.shape, block_index, o.fans, sub)
 
 
 def _fill_window(

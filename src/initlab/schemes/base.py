@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..fans import Fans, fans_from_shape
+from ..fans import Block, Fans, fans_from_shape
 from ..rng import RandomSource, as_source
 
 _REGISTRY: dict[str, type[Scheme]] = {}
@@ -140,19 +140,13 @@ class Scheme:
             if fans is not None and fans.blocks and self.uses_fans:
                 first = stream.draw
                 for k, blk in enumerate(fans.blocks):
-                    want = index[blk.dim]
-                    lo, hi = max(want.start, blk.start), min(want.stop, blk.stop)
-                    if lo >= hi:
+                    part = block_window(blk, global_shape, index)
+                    if part is None:
                         continue
-                    sub = target.narrow(blk.dim, lo - want.start, hi - lo)
-                    block_shape = list(global_shape)
-                    block_shape[blk.dim] = blk.size
-                    block_index = list(index)
-                    block_index[blk.dim] = slice(lo - blk.start, hi - blk.start)
+                    start, length, block_shape, block_index = part
+                    sub = target.narrow(blk.dim, start, length)
                     stream.draw = first + k
-                    self._window_region(
-                        sub, tuple(block_shape), tuple(block_index), fans.for_block(blk), stream
-                    )
+                    self._window_region(sub, block_shape, block_index, fans.for_block(blk), stream)
                 stream.draw = first + len(fans.blocks)
             else:
                 self._window_region(target, tuple(global_shape), index, fans, stream)
@@ -229,6 +223,22 @@ class Scheme:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{self.name}({args})"
+
+
+def block_window(
+    block: Block, shape: tuple[int, ...], index: tuple[slice, ...]
+) -> tuple[int, int, tuple[int, ...], tuple[slice, ...]] | None:
+    """Where ``block`` of a ``shape`` tensor meets the window ``index`` (normalised slices):
+    ``(start, length)`` of the overlap along ``block.dim`` in window coordinates, the block's
+    own shape, and the overlap as a window of the block; None when they do not meet."""
+    want = index[block.dim]
+    lo, hi = max(want.start, block.start), min(want.stop, block.stop)
+    if lo >= hi:
+        return None
+    block_shape, block_index = list(shape), list(index)
+    block_shape[block.dim] = block.size
+    block_index[block.dim] = slice(lo - block.start, hi - block.start)
+    return lo - want.start, hi - lo, tuple(block_shape), tuple(block_index)
 
 
 def _normalise_index(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
