@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..factory import load_factory  # FactoryError is a ValueError naming what failed
 from ..fans import Fans
 from ..rng import RandomSource, TorchSource
 from .base import Scheme, register_scheme
@@ -35,8 +36,6 @@ def _qualified_name(fn: Callable[..., Any]) -> str | None:
 
 
 def _import_fn(path: str) -> Callable[..., Any]:
-    from ..factory import load_factory  # FactoryError is a ValueError naming what failed
-
     if ":" not in path:
         raise ValueError(f"custom: fn must be given as 'package.module:function', got {path!r}")
     return load_factory(path)
