@@ -184,10 +184,7 @@ def _plan_one(
 
 def uncovered_blocks(row: ParamRow) -> list[str]:
     """The blocks of a row that no rule fills (empty when the whole parameter is planned)."""
-    if row.scheme is not None or row.fans is None:
-        return []
-    done = {b for b, _, _ in row.block_overrides}
-    return [b.name for b in row.fans.blocks if b.name not in done]
+    return [] if row.scheme is not None else list(row.free_blocks)
 
 
 def _fans_owner(

@@ -91,19 +91,27 @@ class ParamRow:
             out.append(BlockOverride(blk, rule_id, scheme, tuple(shape), fans))
         return out
 
+    def schemes(self) -> list[tuple[str, Scheme]]:
+        """(rule label, scheme) of the row's own scheme and of each block override."""
+        own = [] if self.scheme is None else [(self.rule_id or "?", self.scheme)]
+        return own + [(f"{o.rule_id} (block {o.block.name})", o.scheme) for o in self.overrides()]
+
+    @property
+    def free_blocks(self) -> tuple[str, ...]:
+        """The blocks no block rule sets (all of them without overrides; () unpacked)."""
+        over = {o.block.name for o in self.overrides()}
+        return tuple(b.name for b in (self.fans.blocks if self.fans else ()) if b.name not in over)
+
     @property
     def std_blocks(self) -> tuple[str, ...] | None:
         """The blocks that target and achieved std describe: those the row's own scheme
         filled, when block overrides set others (None: the whole parameter)."""
-        if not self.block_overrides or self.fans is None:
-            return None
-        over = {b for b, _, _ in self.block_overrides}
-        return tuple(b.name for b in self.fans.blocks if b.name not in over)
+        return self.free_blocks if self.block_overrides else None
 
     @property
     def override_rules(self) -> str:
         """The rule ids of the block overrides, comma-separated ("" without overrides)."""
-        return ", ".join(r for _, r, _ in self.block_overrides)
+        return ", ".join(o.rule_id for o in self.overrides())
 
     def to_dict(self) -> dict[str, Any]:
         fans = self.fans
@@ -119,7 +127,8 @@ class ParamRow:
             "rule": self.rule_id,
             "scheme": None if self.scheme is None else self.scheme.to_config(),
             "block_overrides": [
-                {"block": b, "rule": r, "scheme": s.to_config()} for b, r, s in self.block_overrides
+                {"block": o.block.name, "rule": o.rule_id, "scheme": o.scheme.to_config()}
+                for o in self.overrides()
             ],
             "fan_in": None if fans is None else fans.fan_in,
             "fan_out": None if fans is None else fans.fan_out,
@@ -198,7 +207,7 @@ class InitReport:
     def _cells(self, r: ParamRow) -> list[str]:
         scheme = "; ".join(
             ([] if r.scheme is None else [_scheme_text(r.scheme)])
-            + [_override_text(b, rule, s) for b, rule, s in r.block_overrides]
+            + [_override_text(o.block.name, o.rule_id, o.scheme) for o in r.overrides()]
         )
         over = "" if r.std_blocks is None else f" ({','.join(r.std_blocks)})"
         target = _fmt(r.target_std) + (over if r.target_std is not None else "")

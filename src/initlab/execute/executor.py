@@ -180,9 +180,7 @@ def _nbytes(param: Tensor, dtype: torch.dtype | None) -> int:
 
 def _check_row(row: ParamRow, param: Tensor, rng: str) -> None:
     """What can be known about filling ``param`` before any tensor is written."""
-    checks = [(row.rule_id or "?", row.scheme)] if row.scheme is not None else []
-    checks += [(f"{o.rule_id} (block {o.block.name})", o.scheme) for o in row.overrides()]
-    for rule_id, scheme in checks:
+    for rule_id, scheme in row.schemes():
         if not param.is_floating_point() and not scheme.deterministic:
             raise TypeError(
                 f"parameter {row.qualname!r} (rule {rule_id}, scheme {scheme.name}): a random "

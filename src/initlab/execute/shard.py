@@ -161,10 +161,7 @@ def full_generation_rows(report: InitReport, names: Iterable[str]) -> list[str]:
     for r in report.rows:
         if r.qualname not in names or r.status not in ("planned", "partial", "initialized"):
             continue
-        schemes = ([r.scheme] if r.scheme is not None else []) + [
-            s for _, _, s in r.block_overrides
-        ]
-        if any(not s.elementwise for s in schemes):
+        if any(not s.elementwise for _, s in r.schemes()):
             out.append(r.qualname)
     return out
 
