@@ -5,7 +5,7 @@
 * :func:`plot_histograms`: per-layer histograms of activation values (or of back-propagated
   gradients), one row per scheme, layers overlaid (Glorot & Bengio 2010, Fig. 6-7 style).
 
-Both accept a :class:`~initlab.diagnostics.compare.SchemeComparison`, a single
+Both accept a :class:`~initlab.diagnostics.scheme_comparison.SchemeComparison`, a single
 :class:`~initlab.diagnostics.records.Diagnosis`, or a mapping label -> Diagnosis, and return the
 path written. Figures are built with ``matplotlib.figure.Figure`` and an Agg canvas, so
 pyplot's global state and the interactive backend are never touched.
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .compare import SchemeComparison
 from .records import Diagnosis, LayerRecord
+from .scheme_comparison import SchemeComparison
 
 
 def _diagnoses(obj: SchemeComparison | Diagnosis | Mapping[str, Diagnosis]) -> dict[str, Diagnosis]:
