@@ -1,0 +1,130 @@
+"""The docstrings are part of the test suite.
+
+* Every module of the package has its doctests run (one test per module, so a failure names it).
+* Every public function and class of the modules in ``DOCUMENTED`` has a docstring with an
+  ``Example`` section holding ``>>>`` lines, and an ``Args:`` section (``Attributes:`` for a
+  dataclass) unless it takes no arguments, so the documentation standard cannot regress.
+
+A module's public names are those in its own ``__all__``, else those it defines that a package
+re-exports in an ``__all__`` (``initlab``, ``initlab.schemes``, ...). Extend ``DOCUMENTED`` as
+modules reach the standard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import initlab
+
+MODULES = sorted(m.name for m in pkgutil.walk_packages(initlab.__path__, "initlab."))
+
+# Packages whose ``__all__`` defines the public API of the modules under them.
+PACKAGES = (
+    "initlab",
+    "initlab.diagnostics",
+    "initlab.lab",
+    "initlab.policy",
+    "initlab.schemes",
+    "initlab.streams",
+)
+
+# Modules held to the standard, and (for part of a module) only the names listed.
+DOCUMENTED: dict[str, tuple[str, ...] | None] = {
+    "initlab.init": None,
+}
+
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests_pass(name: str) -> None:
+    module = importlib.import_module(name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    for test in finder.find(module, name):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} doctests failed in {name}"
+
+
+def _reexported() -> set[int]:
+    ids = set()
+    for pkg in PACKAGES:
+        mod = importlib.import_module(pkg)
+        ids.update(id(getattr(mod, n)) for n in mod.__all__)
+    return ids
+
+
+def public_objects(name: str) -> dict[str, object]:
+    """The public functions and classes defined in module ``name`` (see the module doc)."""
+    module = importlib.import_module(name)
+    only = DOCUMENTED.get(name)
+    if only is not None:
+        return {n: getattr(module, n) for n in only}
+    own = {
+        n: o
+        for n, o in vars(module).items()
+        if (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == name
+    }
+    if hasattr(module, "__all__"):
+        return {n: o for n, o in own.items() if n in module.__all__}
+    exported = _reexported()
+    return {n: o for n, o in own.items() if id(o) in exported}
+
+
+def _takes_arguments(obj: object) -> bool:
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name not in ("self", "cls") for p in params)
+
+
+def missing_sections(obj: object) -> list[str]:
+    """What the docstring of ``obj`` lacks: ``Example``, ``Args``."""
+    doc = inspect.getdoc(obj) or ""
+    missing = []
+    if "Example" not in doc or ">>>" not in doc:
+        missing.append("an Example with >>>")
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        return missing  # an exception's argument is its message
+    args = "Args:" in doc or (dataclasses.is_dataclass(obj) and "Attributes:" in doc)
+    if _takes_arguments(obj) and not args:
+        missing.append("an Args: section")
+    return missing
+
+
+def test_documented_modules_exist() -> None:
+    assert set(DOCUMENTED) <= set(MODULES)
+    for name in DOCUMENTED:
+        assert public_objects(name), f"{name} has no public functions or classes to check"
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_public_api_is_documented(name: str) -> None:
+    gaps = {n: m for n, o in public_objects(name).items() if (m := missing_sections(o))}
+    assert not gaps, f"{name}: docstrings lack " + "; ".join(
+        f"{n}: {', '.join(m)}" for n, m in sorted(gaps.items())
+    )
+
+
+def test_completeness_check_catches_gaps() -> None:
+    def bare(x: int) -> int:
+        """One line."""
+        return x
+
+    def no_args() -> None:
+        """Nothing.
+
+        Example:
+            >>> no_args()
+        """
+
+    assert missing_sections(bare) == ["an Example with >>>", "an Args: section"]
+    assert missing_sections(no_args) == []
