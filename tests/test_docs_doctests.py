@@ -37,6 +37,12 @@ PACKAGES = (
 # Modules held to the standard, and (for part of a module) only the names listed.
 DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.init": None,
+    "initlab.schemes.base": None,
+    "initlab.schemes.basic": None,
+    "initlab.schemes.custom": None,
+    "initlab.schemes.orthogonal": None,
+    "initlab.schemes.structured": None,
+    "initlab.schemes.variance": None,
 }
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

@@ -36,7 +36,22 @@ class Scheme:
     """Base class of every initialisation scheme.
 
     Subclasses are frozen dataclasses whose fields are the scheme's parameters; they set the
-    class attributes below and implement :meth:`fill`.
+    class attributes below (``name``, ``formula``, ``paper``, ...) and implement :meth:`fill`.
+    A scheme is data: ``to_config()`` gives ``{"name": ..., **parameters}`` and
+    ``Scheme.from_config`` (or :func:`get_scheme`) rebuilds an equal scheme. Calling one,
+    ``scheme(tensor, fans=None, generator=None)``, fills the tensor in place (see
+    :meth:`__call__`).
+
+    Example:
+        >>> import torch
+        >>> s = get_scheme("kaiming_normal", mode="fan_out", nonlinearity="relu")
+        >>> s
+        KaimingNormal(a=0.0, mode='fan_out', nonlinearity='relu')
+        >>> Scheme.from_config(s.to_config()) == s
+        True
+        >>> w = s(torch.empty(128, 64), generator=torch.Generator().manual_seed(0))
+        >>> round(w.std().item(), 3), round((2 / 128) ** 0.5, 3)
+        (0.125, 0.125)
     """
 
     name: ClassVar[str] = ""
@@ -288,14 +303,27 @@ def _from_json_fields(cls: type[Scheme], config: dict[str, Any]) -> dict[str, An
 def register_scheme(cls: S | None = None, *, aliases: tuple[str, ...] = ()) -> Any:
     """Class decorator adding a Scheme subclass to the registry under ``cls.name`` (and aliases).
 
-    Users register their own schemes the same way::
+    Args:
+        cls: the Scheme subclass (a frozen dataclass with a non-empty ``name``); omitted when the
+            decorator is called with ``aliases``.
+        aliases: other names :func:`get_scheme` accepts for it.
 
-        @initlab.register_scheme
-        @dataclasses.dataclass(frozen=True)
-        class MyScheme(initlab.Scheme):
-            name = "my_scheme"
-            scale: float = 1.0
-            def fill(self, t, fans, rng): ...
+    Returns:
+        ``cls`` (or a decorator, when called with keywords only).
+
+    Example:
+        >>> import dataclasses, torch
+        >>> @register_scheme(aliases=("halves",))
+        ... @dataclasses.dataclass(frozen=True)
+        ... class Half(Scheme):
+        ...     name = "doc_half"
+        ...     formula = "W = value"
+        ...     value: float = 0.5
+        ...     def fill(self, t, fans, rng):
+        ...         t.fill_(self.value)
+        >>> get_scheme("halves")(torch.empty(3))
+        tensor([0.5000, 0.5000, 0.5000])
+        >>> del _REGISTRY["doc_half"], _ALIASES["halves"]  # leave the catalogue as it was
     """
 
     def deco(c: S) -> S:
@@ -319,6 +347,18 @@ def resolve_name(name: str) -> str:
 
 
 def scheme_class(name: str) -> type[Scheme]:
+    """The registered Scheme subclass for ``name`` (an alias, any case, ``-`` for ``_``).
+
+    Args:
+        name: a scheme name or alias.
+
+    Returns:
+        The class; KeyError naming the known schemes when there is none.
+
+    Example:
+        >>> scheme_class("He-Normal").__name__
+        'KaimingNormal'
+    """
     key = resolve_name(name)
     if key not in _REGISTRY:
         raise KeyError(
@@ -332,6 +372,23 @@ def get_scheme(name: str | Scheme | dict[str, Any], **params: Any) -> Scheme:
     """A scheme by name with parameters, e.g. ``get_scheme("kaiming_normal", mode="fan_out")``.
 
     Also accepts a config dict (``{"name": ..., ...}``) or a Scheme (returned, updated by params).
+
+    Args:
+        name: a registered name or alias, a config dict, or a Scheme.
+        **params: the scheme's parameters (unknown ones raise TypeError naming the known ones).
+
+    Returns:
+        The scheme (immutable and hashable).
+
+    Example:
+        >>> get_scheme("glorot_uniform", gain=2.0)
+        XavierUniform(gain=2.0)
+        >>> get_scheme({"name": "normal", "std": 0.02})
+        Normal(mean=0.0, std=0.02)
+        >>> get_scheme("nope")
+        Traceback (most recent call last):
+        ...
+        KeyError: "unknown scheme 'nope'; known schemes: ..."
     """
     if isinstance(name, Scheme):
         return name.replace(**params) if params else name
@@ -343,11 +400,28 @@ def get_scheme(name: str | Scheme | dict[str, Any], **params: Any) -> Scheme:
 
 
 def list_schemes() -> list[type[Scheme]]:
-    """Registered scheme classes, sorted by name."""
+    """Registered scheme classes, sorted by name.
+
+    Returns:
+        A list of Scheme subclasses.
+
+    Example:
+        >>> [c.name for c in list_schemes()][:3]
+        ['constant', 'custom', 'delta_orthogonal']
+    """
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def aliases() -> dict[str, str]:
+    """Every alias and the scheme name it stands for.
+
+    Returns:
+        A new dict ``{alias: name}``.
+
+    Example:
+        >>> aliases()["he_normal"], aliases()["glorot_uniform"]
+        ('kaiming_normal', 'xavier_uniform')
+    """
     return dict(_ALIASES)
 
 
