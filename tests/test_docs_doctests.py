@@ -37,6 +37,10 @@ PACKAGES = (
 # Modules held to the standard, and (for part of a module) only the names listed.
 DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.init": None,
+    "initlab.gain": None,
+    "initlab.sampling": None,
+    "initlab.rng": None,
+    "initlab.report": None,
     "initlab.schemes.base": None,
     "initlab.schemes.basic": None,
     "initlab.schemes.custom": None,

@@ -19,7 +19,19 @@ from .sampling import standard_trunc_normal_
 
 @runtime_checkable
 class RandomSource(Protocol):
-    """What a scheme may ask for. Every method fills ``t`` in place and returns it."""
+    """What a scheme may ask for. Every method fills ``t`` in place and returns it.
+
+    ``uniform_(t, low, high)``, ``normal_(t, mean, std)``, ``trunc_normal_(t, a, b)`` (a standard
+    normal conditioned on [a, b], bounds in standard deviations) and ``randperm(n)``.
+    :class:`TorchSource` (a ``torch.Generator``) and :class:`initlab.streams.KeyedStream` (values
+    keyed by seed and parameter name) implement it; it is ``runtime_checkable``.
+
+    Example:
+        >>> isinstance(TorchSource(), RandomSource)
+        True
+        >>> isinstance(torch.Generator(), RandomSource)  # wrapped by as_source instead
+        False
+    """
 
     def uniform_(self, t: Tensor, low: float, high: float) -> Tensor: ...
 
@@ -33,7 +45,18 @@ class RandomSource(Protocol):
 
 
 class TorchSource:
-    """Draws from a ``torch.Generator`` (None: the global one) exactly as torch.nn.init does."""
+    """Draws from a ``torch.Generator`` (None: the global one) exactly as torch.nn.init does.
+
+    Args:
+        generator: the ``torch.Generator``, or None for torch's global generator.
+
+    Example:
+        >>> src = TorchSource(torch.Generator().manual_seed(0))
+        >>> a = src.uniform_(torch.empty(3), -1.0, 1.0)
+        >>> b = torch.empty(3).uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(a, b)
+        True
+    """
 
     __slots__ = ("generator",)
 
@@ -63,7 +86,21 @@ class TorchSource:
 
 
 def as_source(generator: torch.Generator | RandomSource | None) -> RandomSource:
-    """Accept a torch.Generator, None (global RNG) or any RandomSource."""
+    """Accept a torch.Generator, None (global RNG) or any RandomSource.
+
+    Args:
+        generator: a ``torch.Generator``, None, or a :class:`RandomSource`.
+
+    Returns:
+        A :class:`RandomSource`: a :class:`TorchSource` for a generator or None, else
+        ``generator`` itself. TypeError for anything else.
+
+    Example:
+        >>> as_source(None)
+        TorchSource(None)
+        >>> s = TorchSource(); as_source(s) is s
+        True
+    """
     if generator is None or isinstance(generator, torch.Generator):
         return TorchSource(generator)
     if isinstance(generator, RandomSource):
