@@ -89,6 +89,8 @@ def public_objects(name: str) -> dict[str, object]:
 
 
 def _takes_arguments(obj: object) -> bool:
+    if getattr(obj, "_is_protocol", False):
+        return False  # a typing.Protocol is never constructed
     try:
         params = inspect.signature(obj).parameters.values()
     except (TypeError, ValueError):
