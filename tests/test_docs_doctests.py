@@ -41,6 +41,13 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.sampling": None,
     "initlab.rng": None,
     "initlab.report": None,
+    "initlab.streams.bits": None,
+    "initlab.streams.chunks": None,
+    "initlab.streams.kernels": None,
+    "initlab.streams.keys": None,
+    "initlab.streams.pool": None,
+    "initlab.streams.stream": None,
+    "initlab.streams.window": None,
     "initlab.schemes.base": None,
     "initlab.schemes.basic": None,
     "initlab.schemes.custom": None,
@@ -94,7 +101,7 @@ def _takes_arguments(obj: object) -> bool:
     try:
         params = inspect.signature(obj).parameters.values()
     except (TypeError, ValueError):
-        return True
+        return False  # no Python signature (a builtin base such as dict): nothing to list
     return any(p.name not in ("self", "cls") for p in params)
 
 
