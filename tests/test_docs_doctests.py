@@ -48,6 +48,8 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.streams.pool": None,
     "initlab.streams.stream": None,
     "initlab.streams.window": None,
+    "initlab.policy.policy": None,
+    "initlab.policy.rules": None,
     "initlab.schemes.base": None,
     "initlab.schemes.basic": None,
     "initlab.schemes.custom": None,

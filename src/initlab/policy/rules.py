@@ -56,6 +56,13 @@ class PolicyError(ValueError):
         message: what is wrong and how to fix it.
         path: where, as a key path (``"rules[2].scheme"``), or None for the whole policy.
         file: the policy file, when the policy came from one.
+
+    Example:
+        >>> try:
+        ...     Rule("zeros", ndim="x")
+        ... except PolicyError as e:
+        ...     print(e.path, "|", e)
+        ndim | ndim: expected an int or list of ints, got 'x'
     """
 
     def __init__(self, message: str, path: str | None = None, file: str | None = None) -> None:
@@ -92,6 +99,17 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
     Raises PolicyError (no path; the caller adds it) for a bad regular expression or a
     non-string pattern.
+
+    Args:
+        pattern: a glob (``*`` any run of characters, dots included; ``?``; ``[abc]``) or
+            ``"re:<regex>"``.
+
+    Returns:
+        The compiled pattern.
+
+    Example:
+        >>> compile_pattern("layers.*.weight").fullmatch("layers.3.attn.weight") is not None
+        True
     """
     if not isinstance(pattern, str):
         raise PolicyError(f"a pattern must be a string (a glob or 're:<regex>'), got {pattern!r}")
@@ -112,7 +130,21 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def pattern_matches(pattern: str, text: str) -> bool:
-    """Whether ``text`` matches the glob or ``re:`` pattern (whole string)."""
+    r"""Whether ``text`` matches the glob or ``re:`` pattern (whole string).
+
+    Args:
+        pattern: a glob or ``"re:<regex>"``.
+        text: the name to test.
+
+    Returns:
+        True when the whole of ``text`` matches.
+
+    Example:
+        >>> pattern_matches("weight_hh_l*", "weight_hh_l0"), pattern_matches("w?ight", "weights")
+        (True, False)
+        >>> pattern_matches(r"re:weight_(ih|hh)_l\d", "weight_ih_l1")
+        True
+    """
     return compile_pattern(pattern).fullmatch(text) is not None
 
 
@@ -182,6 +214,20 @@ def as_scheme(value: Any) -> Scheme:
     """A Scheme from a Scheme, a registered name or a config mapping (``{"name": ..., ...}``).
 
     Raises PolicyError, with the path of the offending parameter when there is one.
+
+    Args:
+        value: a Scheme, a name or alias, or a mapping with ``name`` and parameters.
+
+    Returns:
+        The scheme.
+
+    Example:
+        >>> as_scheme({"name": "normal", "std": 0.02})
+        Normal(mean=0.0, std=0.02)
+        >>> as_scheme({"name": "normal", "sd": 1})
+        Traceback (most recent call last):
+        ...
+        initlab.policy.rules.PolicyError: sd: unknown parameter 'sd' for scheme 'normal' ...
     """
     if isinstance(value, Scheme):
         return value
@@ -239,7 +285,18 @@ def _same_value(a: Any, b: Any) -> bool:
 
 
 def scheme_to_data(scheme: Scheme) -> str | dict[str, Any]:
-    """A scheme as file data: its name alone, or ``{"name": ..., **non-default parameters}``."""
+    """A scheme as file data: its name alone, or ``{"name": ..., **non-default parameters}``.
+
+    Args:
+        scheme: the scheme (its config must be JSON-safe: a custom scheme's function importable).
+
+    Returns:
+        The name, or a dict of the name and the parameters that differ from their defaults.
+
+    Example:
+        >>> scheme_to_data(get_scheme("zeros")), scheme_to_data(get_scheme("normal", std=0.02))
+        ('zeros', {'name': 'normal', 'std': 0.02})
+    """
     try:
         config = scheme.to_config()
     except (TypeError, ValueError) as e:
@@ -273,6 +330,12 @@ class ParamInfo:
         module_type: the owning module's class.
         shape: the parameter's (logical) shape.
         block_names: the blocks of a packed parameter, from ``compute_fans`` (``("q","k","v")``).
+
+    Example:
+        >>> info = ParamInfo("rnn.weight_hh_l0", "rnn", "weight_hh_l0", nn.LSTM, (32, 8),
+        ...                  ("i", "f", "g", "o"))
+        >>> Rule("orthogonal", module="LSTM", param="weight_*").matches(info)
+        True
     """
 
     qualname: str
@@ -307,6 +370,24 @@ class Rule:
     string or a list of them (stored as a tuple of strings); ``ndim`` an int or a tuple of
     ints; ``shape`` a tuple whose ``None`` (or ``"*"``) entries are wildcards. ``id`` labels the
     rule in reports; a Policy assigns ``"rule[<index>]"`` when it is None.
+
+    Args:
+        scheme: the scheme to apply.
+        module: module types (classes, names or dotted paths; subclasses match).
+        name: a pattern on the owning module's qualified name.
+        param: a pattern on the parameter's own name.
+        ndim: the parameter's rank, or several.
+        shape: exact sizes (None entries are wildcards).
+        block: one block of a packed parameter (``"f"``, ``"q"``...).
+        id: the rule's label in reports.
+
+    Example:
+        >>> rule = Rule({"name": "constant", "val": 1.0}, module=nn.LSTM, param="bias_*", block="f")
+        >>> rule.to_dict()  # doctest: +NORMALIZE_WHITESPACE
+        {'scheme': {'name': 'constant', 'val': 1.0}, 'module': ['torch.nn.LSTM'],
+         'param': 'bias_*', 'block': 'f'}
+        >>> Rule.from_dict({"scheme": "normal", "params": {"std": 0.02}, "ndim": 2}).scheme
+        Normal(mean=0.0, std=0.02)
     """
 
     scheme: Scheme
