@@ -147,6 +147,25 @@ def preserved_state(
     when CUDA is initialised) so dropout does not advance it, buffer values (BatchNorm running
     statistics), parameter values when ``params`` and every parameter's ``.grad`` reference.
     ``seed`` seeds the global generator inside the block (reproducible dropout masks).
+
+    Args:
+        model: the model whose state is restored.
+        train: the mode to run the block in (None: keep each module's mode).
+        seed: seed torch's global generator inside the block.
+        params: restore parameter values.
+        buffers: restore buffer values.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).eval()
+        >>> before = model[0].weight.clone()
+        >>> with preserved_state(model, train=True, seed=0):
+        ...     _ = nn.init.zeros_(model[0].weight)
+        ...     model.training
+        True
+        >>> torch.equal(model[0].weight, before), model.training
+        (True, False)
     """
     modes = [(m, m.training) for m in model.modules()]
     cpu_rng = torch.get_rng_state()
@@ -305,6 +324,22 @@ def default_loss(
     cross-entropy for integer targets, MSE for floating targets, and without targets
     ``L = 0.5 * sum(output**2) / output.shape[0]`` (so dL/d output = output / batch: the
     backward pass carries the forward signal back, a label-free probe of gradient flow).
+
+    Args:
+        output: the model's output.
+        targets: the targets, or None.
+        loss_fn: ``loss_fn(output, targets)`` or ``loss_fn(output)``, or None for the defaults.
+
+    Returns:
+        ``(loss, name)``, name one of ``"custom"``, ``"cross_entropy"``, ``"mse"``,
+        ``"half_sum_squares"``.
+
+    Example:
+        >>> out = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+        >>> default_loss(out, None, None)  # 0.5 * (1 + 4 + 9 + 16) / 2
+        (tensor(7.5000), 'half_sum_squares')
+        >>> default_loss(out, torch.tensor([1, 0]), None)[1]
+        'cross_entropy'
     """
     if loss_fn is not None:
         return (loss_fn(output, targets) if targets is not None else loss_fn(output)), "custom"
@@ -391,6 +426,21 @@ def diagnose(
     The model is left exactly as it was: parameter values, ``.grad`` (never written: the
     gradients come from ``torch.autograd.grad``), buffers, training flags, torch's global RNG
     state, and no hooks remain, even if the forward raises.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from initlab.diagnostics import apply_scheme_, diagnose
+        >>> model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+        ...                       nn.Linear(64, 64))
+        >>> apply_scheme_(model, {"name": "kaiming_normal", "nonlinearity": "relu"},
+        ...               torch.Generator().manual_seed(0))
+        >>> x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
+        >>> d = diagnose(model, x, bins=20)
+        >>> [r.label for r in d.weight_records()], d.vanishing
+        (['0', '2', '4'], {'forward': False, 'backward': False})
+        >>> [round(s, 2) for s in d.series("output_std")]  # He init: about sqrt(2) at every depth
+        [1.41, 1.43, 1.33]
     """
     th = thresholds or Thresholds()
     modules = select_layers(model, layers)

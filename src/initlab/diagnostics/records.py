@@ -72,6 +72,14 @@ class Thresholds:
         saturation_level: |tanh| above it (sigmoid outside [1 - level, level]) is saturated.
         saturation_fraction: a unit is saturated when at least this fraction of its values
             (over batch and positions) is in the saturated region.
+
+    Example:
+        >>> Thresholds(ratio_low=1e-3).factor_low
+        0.5
+        >>> Thresholds(ratio_low=2.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: thresholds need 0 < ratio_low <= 1 <= ratio_high
     """
 
     ratio_low: float = 1e-2
@@ -92,7 +100,16 @@ class Thresholds:
 
 @dataclasses.dataclass
 class Histogram:
-    """Counts of values in ``len(counts)`` equal bins between ``edges[0]`` and ``edges[-1]``."""
+    """Counts of values in ``len(counts)`` equal bins between ``edges[0]`` and ``edges[-1]``.
+
+    Attributes:
+        edges: the ``len(counts) + 1`` bin edges.
+        counts: the number of values in each bin.
+
+    Example:
+        >>> Histogram([0.0, 0.5, 1.0], [3, 1]).to_dict()
+        {'edges': [0.0, 0.5, 1.0], 'counts': [3, 1]}
+    """
 
     edges: list[float]
     counts: list[int]
@@ -103,7 +120,17 @@ class Histogram:
 
 @dataclasses.dataclass
 class SingularValues:
-    """Largest and smallest singular value of a matrix (or of one packed block) and their ratio."""
+    """Largest and smallest singular value of a matrix (or of one packed block) and their ratio.
+
+    Attributes:
+        largest: the largest singular value.
+        smallest: the smallest singular value.
+        condition: largest / smallest.
+
+    Example:
+        >>> SingularValues(2.0, 0.5, 4.0).to_dict()
+        {'largest': 2.0, 'smallest': 0.5, 'condition': 4.0}
+    """
 
     largest: float
     smallest: float
@@ -121,6 +148,18 @@ class WeightStats:
     them per packed block (MultiheadAttention q/k/v, LSTM gates...) when the layer has blocks.
     ``grad_std`` is the std of dL/dW over this diagnosis' batch (the sum over all calls of a
     module called more than once); None when the parameter does not require grad or is unused.
+
+    Attributes:
+        name: the parameter's name in its layer (``"weight"``, ``"out_proj.weight"``).
+        shape: its shape.
+        std: the std of its values.
+        grad_std: the std of dL/dW, or None.
+        sv: its singular values, or None (< 2-D).
+        blocks: singular values per packed block.
+
+    Example:
+        >>> WeightStats("weight", (4, 3), 0.5, sv=SingularValues(2.0, 0.5, 4.0)).to_dict()["sv"]
+        {'largest': 2.0, 'smallest': 0.5, 'condition': 4.0}
     """
 
     name: str
@@ -152,6 +191,27 @@ class LayerRecord:
     statistics are taken before the module runs (so an in-place activation's input is its
     pre-activation). ``weights`` is filled on call 0 only. None means "not applicable" or "no
     gradient reached this tensor".
+
+    Attributes:
+        index: the call's position in execution order.
+        name: the module's qualified name.
+        kind: the module's class name.
+        call: the module's call index.
+        role: ``"activation"`` or ``"layer"``.
+        has_weight: the module owns a >= 2-D weight.
+        input_shape: the first input tensor's shape; ``input_mean``, ``input_std`` its statistics.
+        output_shape: the output's shape; ``output_mean``, ``output_std`` its statistics.
+        unit_dim: the dimension of units (features/channels) in the output.
+        dead_fraction: the fraction of dead units (ReLU family).
+        saturated_fraction: the fraction of saturated units (tanh, sigmoid...).
+        grad_output_std: the std of dL/d output.
+        weights: the module's parameters' statistics (call 0).
+        histogram: of the output; ``grad_histogram``: of dL/d output (``bins > 0``).
+
+    Example:
+        >>> r = LayerRecord(3, "encoder.fc", "Linear", call=1, output_std=0.5)
+        >>> r.label, r.to_dict()["output_std"]
+        ('encoder.fc#1', 0.5)
     """
 
     index: int
@@ -213,6 +273,19 @@ class Diagnosis(Rendered):
             ``"half_sum_squares"``).
         train: the mode the model ran in.
         thresholds: the :class:`Thresholds` the flags use.
+
+    The flags follow the module docstring: forward ratio r = std(out of the last weight layer) /
+    std(out of the first), per-layer factor g = r^(1/(L-1)); vanishing when r < ratio_low or
+    g < factor_low. Glorot & Bengio 2010, https://proceedings.mlr.press/v9/glorot10a.html
+
+    Example:
+        >>> recs = [LayerRecord(i, str(i), "Linear", has_weight=True, output_std=s)
+        ...         for i, s in enumerate([1.0, 0.1, 0.001])]
+        >>> d = Diagnosis(recs)
+        >>> d.forward_ratio, round(d.factor("forward"), 4), d.vanishing["forward"]  # 0.001 ** 0.5
+        (0.001, 0.0316, True)
+        >>> d.summary()
+        'forward: vanishing (ratio 0.001, per layer 0.03162); backward: ok (ratio -, per layer -)'
     """
 
     records: list[LayerRecord]
