@@ -61,6 +61,12 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.schemes.orthogonal": None,
     "initlab.schemes.structured": None,
     "initlab.schemes.variance": None,
+    # lab: only what initlab.lab re-exports (lab/specs, stats, reporting, plots and comparison
+    # are the lab helper's, to be added after the merge)
+    "initlab.lab.data": ("load_dataset",),
+    "initlab.lab.data.core": ("Dataset", "DatasetError"),
+    "initlab.lab.entries": ("Entry", "EntryError", "resolve_entry"),
+    "initlab.lab.models": ("ModelError", "build_model", "make_activation"),
 }
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

@@ -106,6 +106,7 @@ class Uniform(Kernel):
         >>> bool((dst[:2] == u).all()), dst[:2].tolist()
         (True, [0.04490870237350464, 0.1514464020729065])
     """
+
     def __init__(self, low: float, high: float, f64: bool) -> None:
         super().__init__(f64)
         ft = self.dtype
@@ -148,6 +149,7 @@ class Normal(Kernel):
         >>> round(float(dst.std()), 2), round(sums[0][1] / n, 2)  # std; mean square from the sums
         (1.0, 1.0)
     """
+
     def __init__(self, mean: float, std: float, f64: bool) -> None:
         super().__init__(f64)
         ft = self.dtype
@@ -217,6 +219,7 @@ class TruncNormal(Kernel):
         >>> bool(dst.min() >= -2 and dst.max() <= 2), round(float(dst.std()), 3)  # 0.8796
         (True, 0.88)
     """
+
     def __init__(self, a: float, b: float, clip: tuple[float, float], f64: bool) -> None:
         super().__init__(f64)
         self.word = np.dtype(np.uint64)  # float64 inversion on 52-bit uniforms for every dtype

@@ -29,6 +29,7 @@ class Window:
         >>> Window((3, 4), slice(1, 3)).contiguous_start  # whole rows: one range from 4
         4
     """
+
     def __init__(self, global_shape: Sequence[int], index: object) -> None:
         gshape = tuple(operator.index(s) for s in global_shape)
         if any(s < 0 for s in gshape):
