@@ -5,8 +5,8 @@
   ``Example`` section holding ``>>>`` lines, and an ``Args:`` section (``Attributes:`` for a
   dataclass) unless it takes no arguments, so the documentation standard cannot regress.
 
-A module's public names are those in its own ``__all__``, else those it defines that a package
-re-exports in an ``__all__`` (``initlab``, ``initlab.schemes``, ...). Extend ``DOCUMENTED`` as
+A module's public names are the functions and classes it defines that are listed in its
+``__all__``, or, without one, whose names do not start with ``_``. Extend ``DOCUMENTED`` as
 modules reach the standard.
 """
 
@@ -23,16 +23,6 @@ import pytest
 import initlab
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(initlab.__path__, "initlab."))
-
-# Packages whose ``__all__`` defines the public API of the modules under them.
-PACKAGES = (
-    "initlab",
-    "initlab.diagnostics",
-    "initlab.lab",
-    "initlab.policy",
-    "initlab.schemes",
-    "initlab.streams",
-)
 
 # Modules held to the standard, and (for part of a module) only the names listed.
 DOCUMENTED: dict[str, tuple[str, ...] | None] = {
@@ -83,29 +73,20 @@ def test_doctests_pass(name: str) -> None:
     assert result.failed == 0, f"{result.failed} of {result.attempted} doctests failed in {name}"
 
 
-def _reexported() -> set[int]:
-    ids = set()
-    for pkg in PACKAGES:
-        mod = importlib.import_module(pkg)
-        ids.update(id(getattr(mod, n)) for n in mod.__all__)
-    return ids
-
-
 def public_objects(name: str) -> dict[str, object]:
     """The public functions and classes defined in module ``name`` (see the module doc)."""
     module = importlib.import_module(name)
     only = DOCUMENTED.get(name)
     if only is not None:
         return {n: getattr(module, n) for n in only}
-    own = {
+    names = getattr(module, "__all__", None)
+    return {
         n: o
         for n, o in vars(module).items()
-        if (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == name
+        if (inspect.isfunction(o) or inspect.isclass(o))
+        and o.__module__ == name
+        and (n in names if names is not None else not n.startswith("_"))
     }
-    if hasattr(module, "__all__"):
-        return {n: o for n, o in own.items() if n in module.__all__}
-    exported = _reexported()
-    return {n: o for n, o in own.items() if id(o) in exported}
 
 
 def _takes_arguments(obj: object) -> bool:

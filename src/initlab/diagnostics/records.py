@@ -42,7 +42,13 @@ DIRECTIONS = ("forward", "backward")
 
 class Rendered:
     """Shared faces of result objects with a ``table()`` and a ``to_dict()``: rich rendering,
-    plain text and JSON (optionally written to a file)."""
+    plain text (``str``) and JSON (optionally written to a file).
+
+    Example:
+        >>> d = Diagnosis([LayerRecord(0, "fc", "Linear", has_weight=True, output_std=1.0)])
+        >>> isinstance(d, Rendered), json.loads(d.to_json())["records"][0]["name"]
+        (True, 'fc')
+    """
 
     def table(self) -> Table:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
@@ -254,7 +260,19 @@ class LayerRecord:
 
 
 def ratio_and_factor(series: list[float | None]) -> tuple[float | None, float | None]:
-    """``(last / first, (last / first) ** (1 / (n - 1)))`` of a series; None when undefined."""
+    """``(last / first, (last / first) ** (1 / (n - 1)))`` of a series; None when undefined.
+
+    Args:
+        series: values along depth (None entries are skipped).
+
+    Returns:
+        ``(ratio, per-layer factor)``, or ``(None, None)`` with fewer than two values or a first
+        value that is not positive and finite.
+
+    Example:
+        >>> ratio_and_factor([1.0, None, 0.25, 0.0625])  # 3 values: factor = 0.0625 ** (1/2)
+        (0.0625, 0.25)
+    """
     vals = [v for v in series if v is not None]
     if len(vals) < 2 or not math.isfinite(vals[0]) or vals[0] <= 0 or not math.isfinite(vals[-1]):
         return None, None
@@ -428,7 +446,18 @@ def _main_weight(r: LayerRecord) -> WeightStats | None:
 
 
 def fmt(v: float | None) -> str:
-    """Compact number: 4 significant digits, "-" for None."""
+    """Compact number: 4 significant digits, "-" for None.
+
+    Args:
+        v: a number or None.
+
+    Returns:
+        The text.
+
+    Example:
+        >>> fmt(0.000123456), fmt(12345.678), fmt(None)
+        ('0.0001235', '1.235e+04', '-')
+    """
     if v is None:
         return "-"
     if not math.isfinite(v):
@@ -437,11 +466,34 @@ def fmt(v: float | None) -> str:
 
 
 def pct(v: float | None) -> str:
+    """A fraction as a whole percentage, "-" for None.
+
+    Args:
+        v: a fraction or None.
+
+    Returns:
+        The text.
+
+    Example:
+        >>> pct(0.25), pct(None)
+        ('25%', '-')
+    """
     return "-" if v is None else f"{100 * v:.0f}%"
 
 
 def jsonable(obj: Any) -> Any:
-    """Replace non-finite floats by strings, recursively (JSON has no literal for them)."""
+    """Replace non-finite floats by strings, recursively (JSON has no literal for them).
+
+    Args:
+        obj: nested dicts, lists, tuples and scalars.
+
+    Returns:
+        The same structure with tuples as lists, dict keys as strings and inf/nan as text.
+
+    Example:
+        >>> jsonable({"a": (1, 2), "b": float("inf")})
+        {'a': [1, 2], 'b': 'inf'}
+    """
     if isinstance(obj, float) and not math.isfinite(obj):
         return repr(obj)
     if isinstance(obj, dict):
@@ -452,6 +504,20 @@ def jsonable(obj: Any) -> Any:
 
 
 def dump_json(obj: Any, path: str | Path | None, indent: int | None = 2) -> str:
+    """JSON text of ``obj`` (via :func:`jsonable`, strict JSON); written to ``path`` if given.
+
+    Args:
+        obj: the data.
+        path: a file to write (with a final newline), or None.
+        indent: as in ``json.dumps``.
+
+    Returns:
+        The JSON text.
+
+    Example:
+        >>> dump_json({"ratio": float("nan")}, None, indent=None)
+        '{"ratio": "nan"}'
+    """
     text = json.dumps(jsonable(obj), indent=indent, allow_nan=False)
     if path is not None:
         Path(path).write_text(text + "\n", encoding="utf-8")
@@ -459,7 +525,22 @@ def dump_json(obj: Any, path: str | Path | None, indent: int | None = 2) -> str:
 
 
 def render(table: Any, width: int = 180) -> str:
-    """Plain text of a rich renderable (no terminal needed)."""
+    """Plain text of a rich renderable (no terminal needed).
+
+    Args:
+        table: a rich renderable.
+        width: the console width.
+
+    Returns:
+        The text.
+
+    Example:
+        >>> from rich.table import Table
+        >>> t = Table("x")
+        >>> t.add_row("1")
+        >>> "x" in render(t, width=20)
+        True
+    """
     import io
 
     from rich.console import Console

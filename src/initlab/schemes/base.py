@@ -342,6 +342,18 @@ def register_scheme(cls: S | None = None, *, aliases: tuple[str, ...] = ()) -> A
 
 
 def resolve_name(name: str) -> str:
+    """The registered name: trimmed, lower-cased, ``-`` read as ``_``, aliases resolved.
+
+    Args:
+        name: a scheme name or alias.
+
+    Returns:
+        The canonical name (not checked against the registry).
+
+    Example:
+        >>> resolve_name(" He-Normal ")
+        'kaiming_normal'
+    """
     key = name.strip().lower().replace("-", "_")
     return _ALIASES.get(key, key)
 
@@ -427,7 +439,18 @@ def aliases() -> dict[str, str]:
 
 def as_real(value: Any) -> float | None:
     """``value`` as a Python float when it is a real number: an int/float, a NumPy scalar or a
-    0-d real tensor (as torch.nn.init accepts); bools count (as 0/1). None otherwise."""
+    0-d real tensor (as torch.nn.init accepts); bools count (as 0/1). None otherwise.
+
+    Args:
+        value: anything.
+
+    Returns:
+        The float, or None.
+
+    Example:
+        >>> as_real(torch.tensor(2)), as_real(np.float32(0.5)), as_real("x")
+        (2.0, 0.5, None)
+    """
     if isinstance(value, Tensor):
         if value.dim() != 0 or value.is_complex():
             return None
@@ -444,7 +467,23 @@ def _is_bool(value: Any) -> bool:
 
 
 def check_positive(scheme: str, what: str, value: Any, fix: str = "") -> float:
-    """The positive finite number ``value`` as a float; ValueError otherwise."""
+    """The positive finite number ``value`` as a float; ValueError otherwise.
+
+    Args:
+        scheme: the scheme's name, for the message.
+        what: the parameter's name, for the message.
+        value: the value to check.
+        fix: text appended to the message (how to fix it).
+
+    Returns:
+        ``value`` as a float.
+
+    Example:
+        >>> check_positive("trunc_normal", "std", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: trunc_normal: std must be a positive finite number, got 0
+    """
     v = as_real(value)
     if v is None or not (math.isfinite(v) and v > 0):
         raise ValueError(f"{scheme}: {what} must be a positive finite number, got {value!r}{fix}")
@@ -452,7 +491,20 @@ def check_positive(scheme: str, what: str, value: Any, fix: str = "") -> float:
 
 
 def check_finite(scheme: str, what: str, value: Any) -> float:
-    """The finite number ``value`` as a float; ValueError otherwise (also for a bool)."""
+    """The finite number ``value`` as a float; ValueError otherwise (also for a bool).
+
+    Args:
+        scheme: the scheme's name, for the message.
+        what: the parameter's name, for the message.
+        value: the value to check.
+
+    Returns:
+        ``value`` as a float.
+
+    Example:
+        >>> check_finite("orthogonal", "gain", torch.tensor(-2))
+        -2.0
+    """
     v = None if _is_bool(value) else as_real(value)
     if v is None or not math.isfinite(v):
         raise ValueError(f"{scheme}: {what} must be a finite number, got {value!r}")
@@ -460,7 +512,22 @@ def check_finite(scheme: str, what: str, value: Any) -> float:
 
 
 def check_nonneg(scheme: str, what: str, value: Any) -> float:
-    """The finite number ``value`` >= 0 as a float; ValueError otherwise."""
+    """The finite number ``value`` >= 0 as a float; ValueError otherwise.
+
+    Args:
+        scheme: the scheme's name, for the message.
+        what: the parameter's name, for the message.
+        value: the value to check.
+
+    Returns:
+        ``value`` as a float.
+
+    Example:
+        >>> check_nonneg("normal", "std", -1)
+        Traceback (most recent call last):
+        ...
+        ValueError: normal: std must be a finite number >= 0, got -1
+    """
     v = as_real(value)
     if v is None or not (math.isfinite(v) and v >= 0):
         raise ValueError(f"{scheme}: {what} must be a finite number >= 0, got {value!r}")

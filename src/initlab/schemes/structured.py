@@ -154,6 +154,20 @@ def zero_matrix(m: int, n: int) -> Tensor:
     m <= n: eye(m, n). m > n: with c = ceil(log2 m) and p = 2^c,
     ``I(m, p) · H_p / 2^(c/2) · I(p, n)``, i.e. the top-left [m, n] block of the Sylvester
     Hadamard matrix divided by sqrt(p): entry (i, j) is (-1)^popcount(i & j) / 2^(c/2).
+    Zhao et al. 2021, https://arxiv.org/abs/2110.12661
+
+    Args:
+        m: the number of rows (outputs).
+        n: the number of columns (inputs).
+
+    Returns:
+        A float64 tensor [m, n].
+
+    Example:
+        >>> zero_matrix(3, 2) * 2  # c = 2: entries ±1/2
+        tensor([[ 1.,  1.],
+                [ 1., -1.],
+                [ 1.,  1.]], dtype=torch.float64)
     """
     if m <= n:
         return torch.eye(m, n, dtype=torch.float64)
