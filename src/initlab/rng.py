@@ -33,15 +33,21 @@ class RandomSource(Protocol):
         False
     """
 
-    def uniform_(self, t: Tensor, low: float, high: float) -> Tensor: ...
+    def uniform_(self, t: Tensor, low: float, high: float) -> Tensor:
+        """Fill ``t`` with U(low, high) values."""
+        ...
 
-    def normal_(self, t: Tensor, mean: float, std: float) -> Tensor: ...
+    def normal_(self, t: Tensor, mean: float, std: float) -> Tensor:
+        """Fill ``t`` with N(mean, std²) values."""
+        ...
 
     def trunc_normal_(self, t: Tensor, a: float, b: float) -> Tensor:
         """Standard normal conditioned on ``[a, b]`` (bounds in standard deviations)."""
         ...
 
-    def randperm(self, n: int) -> Tensor: ...
+    def randperm(self, n: int) -> Tensor:
+        """A random permutation of 0..n-1 (int64)."""
+        ...
 
 
 class TorchSource:
@@ -68,15 +74,19 @@ class TorchSource:
         self.generator = generator
 
     def uniform_(self, t: Tensor, low: float, high: float) -> Tensor:
+        """``t.uniform_(low, high, generator=...)``, as torch.nn.init.uniform_."""
         return t.uniform_(low, high, generator=self.generator)
 
     def normal_(self, t: Tensor, mean: float, std: float) -> Tensor:
+        """``t.normal_(mean, std, generator=...)``, as torch.nn.init.normal_."""
         return t.normal_(mean, std, generator=self.generator)
 
     def trunc_normal_(self, t: Tensor, a: float, b: float) -> Tensor:
+        """Exact N(0, 1) | [a, b] (:func:`~initlab.sampling.standard_trunc_normal_`)."""
         return standard_trunc_normal_(t, a, b, generator=self.generator)
 
     def randperm(self, n: int) -> Tensor:
+        """``torch.randperm(n)`` from the generator (the global one when None), as torch."""
         if self.generator is None:
             return torch.randperm(n)
         return torch.randperm(n, generator=self.generator, device=self.generator.device)

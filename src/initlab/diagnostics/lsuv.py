@@ -81,6 +81,7 @@ class LSUVLayer:
     converged: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
         return dataclasses.asdict(self)
 
 
@@ -114,9 +115,11 @@ class LSUVReport(Rendered):
 
     @property
     def all_converged(self) -> bool:
+        """Whether every rescaled layer met the tolerance."""
         return all(x.converged for x in self.layers)
 
     def table(self, title: str | None = None) -> Table:
+        """A rich Table, one row per layer; the caption counts the converged ones."""
         from rich.table import Table
 
         crit = "|Var - target|" if self.measure == "var" else "|Std - sqrt(target)|"
@@ -135,6 +138,7 @@ class LSUVReport(Rendered):
         return t
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings, ``all_converged``, ``not_executed`` and the layers, as a dict."""
         return {
             "tol": self.tol,
             "max_iter": self.max_iter,

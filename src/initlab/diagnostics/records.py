@@ -51,9 +51,11 @@ class Rendered:
     """
 
     def table(self) -> Table:  # pragma: no cover - every subclass defines it
+        """A rich Table of the result (defined by each subclass)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every subclass defines it
+        """A JSON-friendly dict of the result (defined by each subclass)."""
         raise NotImplementedError
 
     def __rich__(self) -> Table:
@@ -121,6 +123,7 @@ class Histogram:
     counts: list[int]
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"edges": ..., "counts": ...}``."""
         return {"edges": self.edges, "counts": self.counts}
 
 
@@ -143,6 +146,7 @@ class SingularValues:
     condition: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The three values as a dict."""
         return dataclasses.asdict(self)
 
 
@@ -176,6 +180,7 @@ class WeightStats:
     blocks: dict[str, SingularValues] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-friendly dict (shape as a list)."""
         return {
             "name": self.name,
             "shape": list(self.shape),
@@ -246,6 +251,7 @@ class LayerRecord:
         return self.name if self.call == 0 else f"{self.name}#{self.call}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-friendly dict (tuples as lists, nested records as dicts)."""
         d: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -371,6 +377,7 @@ class Diagnosis(Rendered):
         return [r.label for r in self.records if r.saturated_fraction]
 
     def flags(self) -> dict[str, Any]:
+        """Vanishing, exploding, dead and saturated layers and the ratios, as a dict."""
         return {
             "vanishing": self.vanishing,
             "exploding": self.exploding,
@@ -403,6 +410,7 @@ class Diagnosis(Rendered):
                "grad std", "weight", "σ max", "σ min", "cond", "dW std")  # fmt: skip
 
     def rows(self) -> list[list[str]]:
+        """Table cells, one row per record: layer, stds, dead/saturated %, main weight stats."""
         out = []
         for r in self.records:
             w = _main_weight(r)
@@ -428,6 +436,7 @@ class Diagnosis(Rendered):
         return t
 
     def to_dict(self) -> dict[str, Any]:
+        """Loss, mode, thresholds, flags and every record, as a JSON-friendly dict."""
         return {
             "train": self.train,
             "loss": self.loss,

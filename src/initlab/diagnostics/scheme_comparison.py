@@ -99,6 +99,7 @@ class SchemeComparison(Rendered):
     seed: int = 0
 
     def layer_labels(self, layers: str = "weights") -> list[str]:
+        """Labels of the first diagnosis' weight-layer records (``layers="all"``: all records)."""
         first = next(iter(self.diagnoses.values()), None)
         if first is None:
             return []
@@ -144,6 +145,7 @@ class SchemeComparison(Rendered):
         return t
 
     def to_dict(self) -> dict[str, Any]:
+        """Seed, scheme labels, the long-format rows and every diagnosis, as a dict."""
         return {
             "seed": self.seed,
             "schemes": list(self.diagnoses),

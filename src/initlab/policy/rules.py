@@ -75,6 +75,7 @@ class PolicyError(ValueError):
         return PolicyError(self.message, f"{prefix}{sep}{self.path or ''}", self.file)
 
     def in_file(self, file: str) -> PolicyError:
+        """The same error, naming the policy file it came from."""
         return PolicyError(self.message, self.path, file)
 
 

@@ -222,6 +222,7 @@ class Scheme:
 
     # -- configuration --------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
+        """The scheme's parameters (its dataclass fields) as a dict."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def to_config(self) -> dict[str, Any]:
@@ -230,6 +231,7 @@ class Scheme:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Scheme:
+        """The scheme a :meth:`to_config` dict describes (on Scheme: dispatched by ``name``)."""
         config = dict(config)
         name = config.pop("name", cls.name)
         if cls is Scheme:
@@ -239,6 +241,7 @@ class Scheme:
         return cls(**_from_json_fields(cls, config))
 
     def replace(self, **changes: Any) -> Scheme:
+        """A copy with some parameters changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:

@@ -211,9 +211,11 @@ class TruncNormal(Scheme):
 
     @property
     def elementwise(self) -> bool:  # type: ignore[override]
+        """Whether a window can be generated alone (the exact sampler; torch's cannot)."""
         return self.method == "exact"
 
     def std_bounds(self) -> tuple[float, float]:
+        """The bounds in std about the mean: (a, b), or ((a - mean)/std, (b - mean)/std)."""
         if self.bounds == "std":
             return float(self.a), float(self.b)
         return (self.a - self.mean) / self.std, (self.b - self.mean) / self.std

@@ -79,9 +79,11 @@ class Custom(Scheme):
 
     @property
     def uses_fans(self) -> bool:  # type: ignore[override]
+        """True when ``per_block``: packed parameters are then filled block by block."""
         return self.per_block
 
     def function(self) -> ValueFn:
+        """The callable (imported when ``fn`` is a ``"package.module:function"`` string)."""
         return _import_fn(self.fn) if isinstance(self.fn, str) else self.fn
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:

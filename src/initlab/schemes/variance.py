@@ -149,6 +149,7 @@ class VarianceScaling(Scheme):
         return super().validate(shape, fans)
 
     def variance(self, fans: Fans) -> float:
+        """Var(W) = scale / n(mode) for these fans; ValueError for a zero fan."""
         n = fans.fan(self.mode)
         if n <= 0:
             raise ValueError(f"{self.name}: {self.mode} is {n}; cannot scale by a zero fan")
