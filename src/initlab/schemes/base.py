@@ -82,6 +82,19 @@ class Scheme:
                 ``initlab.compute_fans(module, name)`` for layer-aware fans and blocks.
             generator: a ``torch.Generator``, an initlab random source, or None for torch's
                 global generator.
+
+        Returns:
+            ``tensor``, filled in place (a meta or empty tensor is returned untouched).
+
+        Example:
+            >>> from initlab.fans import compute_fans
+            >>> mha = torch.nn.MultiheadAttention(8, 2)
+            >>> fans = compute_fans(mha, "in_proj_weight")
+            >>> g = torch.Generator().manual_seed(0)
+            >>> _ = get_scheme("orthogonal")(mha.in_proj_weight, fans, g)
+            >>> q = mha.in_proj_weight[:8].detach()  # each of q, k, v is orthogonal
+            >>> torch.allclose(q @ q.T, torch.eye(8), atol=1e-5)
+            True
         """
         if not isinstance(tensor, Tensor):
             raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(tensor).__name__}")
