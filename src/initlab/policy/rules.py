@@ -81,7 +81,19 @@ class PolicyError(ValueError):
 
 @contextlib.contextmanager
 def at(path: str) -> Iterator[None]:
-    """Prefix the path of a PolicyError raised inside the block with ``path``."""
+    """Prefix the path of a PolicyError raised inside the block with ``path``.
+
+    Args:
+        path: the key path of the block (``"rules[2]"``).
+
+    Example:
+        >>> try:
+        ...     with at("rules[2]"):
+        ...         raise PolicyError("bad", "ndim")
+        ... except PolicyError as e:
+        ...     print(e)
+        rules[2].ndim: bad
+    """
     try:
         yield
     except PolicyError as e:
@@ -89,7 +101,19 @@ def at(path: str) -> Iterator[None]:
 
 
 def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string.
+
+    Args:
+        word: what was given.
+        candidates: the valid words.
+
+    Returns:
+        The hint, to append to an error message.
+
+    Example:
+        >>> did_you_mean("orthogonl", ["orthogonal", "zeros"]), did_you_mean("qqq", ["zeros"])
+        (" (did you mean 'orthogonal'?)", '')
+    """
     close = difflib.get_close_matches(word, list(candidates), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -154,7 +178,18 @@ _DOTTED = re.compile(r"[A-Za-z_]\w*(\.([A-Za-z_]\w*|<locals>))*")
 
 
 def class_path(cls: type) -> str:
-    """The dotted path stored for a class: ``torch.nn.X`` for torch.nn's public classes."""
+    """The dotted path stored for a class: ``torch.nn.X`` for torch.nn's public classes.
+
+    Args:
+        cls: a class.
+
+    Returns:
+        ``torch.nn.X`` or ``module.qualname``.
+
+    Example:
+        >>> class_path(nn.Linear), class_path(nn.modules.conv._ConvNd)
+        ('torch.nn.Linear', 'torch.nn.modules.conv._ConvNd')
+    """
     if cls.__module__.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls:
         return f"torch.nn.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -175,7 +210,22 @@ def _lookup(path: str) -> Any:
 def type_matches(spec: str, cls: type) -> bool:
     """Whether the module-type string ``spec`` names ``cls`` or one of its base classes.
 
-    ``"nn.X"`` is read as ``"torch.nn.X"``.
+    ``"nn.X"`` is read as ``"torch.nn.X"``. A bare name compares class names along the MRO; a
+    dotted path compares paths, then the class at that path among modules already imported
+    (never importing one).
+
+    Args:
+        spec: a class name (``"Linear"``) or dotted path (``"torch.nn.Conv2d"``, ``"nn.Module"``).
+        cls: the module's class.
+
+    Returns:
+        True when ``spec`` names ``cls`` or a base class of it.
+
+    Example:
+        >>> type_matches("Linear", nn.Linear), type_matches("nn.Module", nn.Linear)
+        (True, True)
+        >>> type_matches("torch.nn.Conv2d", nn.Linear)
+        False
     """
     mro = getattr(cls, "__mro__", (cls,))
     if "." not in spec:
