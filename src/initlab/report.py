@@ -44,7 +44,40 @@ class BlockOverride:
 
 @dataclasses.dataclass(frozen=True)
 class ParamRow:
-    """What happens (or happened) to one parameter."""
+    """What happens (or happened) to one parameter: one row of an :class:`InitReport`.
+
+    Attributes:
+        qualname: the parameter's qualified name (``"0.weight"``); its random stream's name.
+        module_name: the owning module's qualified name.
+        param_name: the parameter's name in that module.
+        module_type: the module's class path.
+        shape: the parameter's shape.
+        dtype: its dtype, as text.
+        device: its device, as text.
+        status: one of :data:`STATUSES` (planned, initialized, unmatched, excluded, partial).
+        rule_id: the rule that set it (``"rule[1]"``, ``"default"``), or None.
+        scheme: the scheme that fills it, or None.
+        block_overrides: (block, rule id, scheme) for blocks set by block rules.
+        fans: its fans (layer-aware, with blocks), or None.
+        aliases: other names of a tied parameter.
+        seed: the seed its stream is keyed by.
+        target_std: the std the scheme targets (None: undefined).
+        achieved_std: the std measured after the fill (None: not filled).
+
+    Example:
+        >>> import torch, initlab
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+        >>> policy = initlab.Policy(rules=(
+        ...     initlab.Rule("zeros", param="bias"),
+        ...     initlab.Rule({"name": "kaiming_normal", "nonlinearity": "relu"}, module="Linear"),
+        ... ))
+        >>> report = initlab.initialize(model, policy, seed=0)
+        >>> row = report["0.weight"]
+        >>> row.status, row.rule_id, row.fans.fan_in, round(row.target_std, 4)  # sqrt(2 / 4)
+        ('initialized', 'rule[1]', 4, 0.7071)
+        >>> row.to_dict()["scheme"]
+        {'name': 'kaiming_normal', 'a': 0.0, 'mode': 'fan_in', 'nonlinearity': 'relu'}
+    """
 
     qualname: str
     module_name: str
@@ -114,6 +147,7 @@ class ParamRow:
         return ", ".join(o.rule_id for o in self.overrides())
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of the row (scheme as its config, fans as numbers)."""
         fans = self.fans
         return {
             "name": self.qualname,
@@ -160,7 +194,35 @@ def _fmt(x: float | None) -> str:
 
 @dataclasses.dataclass
 class InitReport:
-    """Rows for every parameter of a model, in ``named_parameters`` order (tied ones once)."""
+    """Rows for every parameter of a model, in ``named_parameters`` order (tied ones once).
+
+    Returned by :func:`initlab.initialize` and :func:`initlab.plan`. Index it by a parameter's
+    name; print it for a table, or use :meth:`to_markdown`, :meth:`to_json`.
+
+    Attributes:
+        rows: one :class:`ParamRow` per parameter.
+        seed: the seed the values are keyed by (None: torch's generator).
+        policy: the policy that was applied.
+        rng: ``"keyed"`` (streams keyed by seed and name) or ``"torch"``.
+        notes: remarks about the fill.
+
+    Example:
+        >>> import torch, initlab
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+        >>> policy = initlab.Policy(rules=(
+        ...     initlab.Rule("zeros", param="bias"),
+        ...     initlab.Rule({"name": "kaiming_normal", "nonlinearity": "relu"}, module="Linear"),
+        ... ))
+        >>> report = initlab.initialize(model, policy, seed=0)
+        >>> len(report), report.unmatched
+        (2, [])
+        >>> print(report.to_markdown())  # doctest: +ELLIPSIS
+        | parameter | shape | status | rule | scheme | fan in/out | blocks | target std | ...
+        |---|---|---|---|---|---|---|---|---|
+        | 0.weight | 3x4 | initialized | rule[1] | kaiming_normal(... | 4/3 | - | 0.7071 | ... |
+        | 0.bias | 3 | initialized | rule[0] | zeros() | 4/3 | - | 0 | 0 |
+        <BLANKLINE>
+    """
 
     rows: list[ParamRow]
     seed: int | None
@@ -188,9 +250,11 @@ class InitReport:
 
     @property
     def excluded(self) -> list[str]:
+        """Parameters skipped on request (status "excluded")."""
         return [r.qualname for r in self.rows if r.status == "excluded"]
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: seed, rng, policy, parameters, unmatched, excluded, notes."""
         return {
             "seed": self.seed,
             "rng": self.rng,
@@ -202,6 +266,7 @@ class InitReport:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text (``indent`` as in ``json.dumps``)."""
         return json.dumps(self.to_dict(), indent=indent)
 
     def _cells(self, r: ParamRow) -> list[str]:
@@ -226,6 +291,7 @@ class InitReport:
                "target std", "achieved std")  # fmt: skip
 
     def table(self, title: str | None = None) -> Table:
+        """The report as a ``rich`` table (what ``print(report)`` shows)."""
         from rich.table import Table
 
         pol = self.policy.name if self.policy is not None and self.policy.name else "policy"
@@ -247,6 +313,7 @@ class InitReport:
         return self.table()
 
     def to_markdown(self) -> str:
+        """The report as a Markdown table, then unmatched parameters and notes."""
         lines = ["| " + " | ".join(self.HEADERS) + " |", "|" + "---|" * len(self.HEADERS)]
         for r in self.rows:
             cells = [c.replace("|", "\\|") for c in self._cells(r)]

@@ -62,7 +62,14 @@ __all__ = [
 
 
 class EntryError(ValueError):
-    """An entry name that is not a known entry, scheme, preset or policy file."""
+    """An entry name that is not a known entry, scheme, preset or policy file.
+
+    Example:
+        >>> resolve_entry("nosuch")
+        Traceback (most recent call last):
+        ...
+        initlab.lab.entries.EntryError: unknown entry 'nosuch'. Valid: the defaults zeros, ...
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +82,12 @@ class Entry:
         config: JSON-friendly description: ``spec`` (canonical), ``kind`` (``seed``,
             ``preset``, ``scheme``, ``file`` or ``policy``) and ``policy`` (its file schema,
             when it can be written), used for run ids.
+        data_init: a data-dependent phase after the policy: None or ``"lsuv"``.
+
+    Example:
+        >>> entry = resolve_entry("kaiming+lsuv")
+        >>> entry.label, entry.data_init, entry.config["kind"]
+        ('kaiming+lsuv', 'lsuv', 'preset')
     """
 
     label: str
@@ -183,6 +196,19 @@ def resolve_entry(spec: str | Entry | Policy) -> Entry:
     Raises:
         EntryError: an unknown name, or a scheme, preset or file that cannot be built (the
             message says which and why).
+
+    Args:
+        spec: an entry name (``"kaiming"``, ``"uniform_rule"``), a scheme spec
+            (``"kaiming_normal:mode=fan_out"``), a preset spec, a policy file, any of these with
+            ``"+lsuv"``, ``"lsuv"``, an Entry or a Policy.
+
+    Returns:
+        The :class:`Entry`.
+
+    Example:
+        >>> entry = resolve_entry("xavier_uniform")
+        >>> entry.label, entry.config["kind"], entry.policy.rules[1].scheme
+        ('xavier_uniform', 'scheme', XavierUniform(gain=1.0))
     """
     if isinstance(spec, Entry):
         return spec

@@ -65,7 +65,14 @@ __all__ = [
 
 
 class ModelError(ValueError):
-    """An unknown model, an unknown or invalid option, or an input shape a model cannot take."""
+    """An unknown model, an unknown or invalid option, or an input shape a model cannot take.
+
+    Example:
+        >>> build_model("nosuch", (8,), 3)
+        Traceback (most recent call last):
+        ...
+        initlab.lab.models.ModelError: unknown model 'nosuch'; built-ins: mlp, cnn, ...
+    """
 
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -93,6 +100,17 @@ def make_activation(name: str | None) -> nn.Module:
 
     Raises:
         ModelError: an unknown name (a ``ValueError``); the message lists the known names.
+
+    Args:
+        name: one of :data:`ACTIVATIONS` (any case) or an alias (``"swish"``, ``"linear"``), or
+            None.
+
+    Returns:
+        A new module.
+
+    Example:
+        >>> make_activation("swish"), make_activation(None)
+        (SiLU(), Identity())
     """
     key = "identity" if name is None else str(name).lower()
     key = _ACTIVATION_ALIASES.get(key, key)
@@ -358,6 +376,17 @@ def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> nn
     Raises:
         ModelError: an unknown built-in, an unknown or invalid option, a bad spec.
         FactoryError: a user factory that cannot be loaded, fails, or returns no nn.Module.
+
+    Returns:
+        The model (torch's default init; a policy initialises it afterwards).
+
+    Example:
+        >>> import torch
+        >>> model = build_model("deep:depth=3,activation=tanh", (8,), 3)
+        >>> [name for name, _ in model.named_children()]
+        ['fc1', 'act1', 'fc2', 'act2', 'fc3', 'act3', 'head']
+        >>> model(torch.zeros(2, 8)).shape
+        torch.Size([2, 3])
     """
     if not isinstance(spec, str):
         raise ModelError(f"model spec must be a string, got {spec!r}")

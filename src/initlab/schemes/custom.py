@@ -44,16 +44,25 @@ def _import_fn(path: str) -> Callable[..., Any]:
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class Custom(Scheme):
-    """Values from ``fn(shape, generator)``, returning a NumPy array, a tensor or a scalar.
+    """Values from ``fn(shape, generator)``: W = fn(shape, generator), cast to the tensor's dtype.
 
+    ``fn`` returns a NumPy array or a tensor of exactly ``shape``, or a scalar for every element.
     ``generator`` is the ``torch.Generator`` of the call (or None); functions that use NumPy's
     own RNG may ignore it. ``fn`` may also be given as ``"package.module:function"``, which is
     what the config stores, so a custom scheme round-trips through JSON when its function is
     importable. Packed parameters receive one call per block when ``per_block`` is true.
 
-    Example::
+    Args:
+        fn: a callable ``(shape, generator) -> values``, or its ``"package.module:function"``.
+        per_block: call ``fn`` once per packed block (with the block's shape).
 
-        get_scheme("custom", fn=lambda shape, g: np.random.uniform(3, 5, size=shape))
+    Example:
+        >>> s = Custom(lambda shape, g: np.full(shape, 0.25))
+        >>> s(torch.empty(2, 2))
+        tensor([[0.2500, 0.2500],
+                [0.2500, 0.2500]])
+        >>> Custom("math:sqrt").to_config()
+        {'name': 'custom', 'fn': 'math:sqrt', 'per_block': False}
     """
 
     name = "custom"
@@ -73,9 +82,11 @@ class Custom(Scheme):
 
     @property
     def uses_fans(self) -> bool:  # type: ignore[override]
+        """True when ``per_block``: packed parameters are then filled block by block."""
         return self.per_block
 
     def function(self) -> ValueFn:
+        """The callable (imported when ``fn`` is a ``"package.module:function"`` string)."""
         return _import_fn(self.fn) if isinstance(self.fn, str) else self.fn
 
     def fill(self, t: Tensor, fans: Fans | None, rng: RandomSource) -> None:

@@ -107,6 +107,16 @@ def load_dataset(
 
     Raises:
         DatasetError: an unknown name or option, a missing folder or file, a malformed file.
+
+    Returns:
+        The :class:`Dataset`.
+
+    Example:
+        >>> data = load_dataset("synthetic:n=200,dim=8,classes=3")
+        >>> data.x_train.shape, data.x_val.shape, data.num_classes, data.input_shape
+        (torch.Size([160, 8]), torch.Size([40, 8]), 3, (8,))
+        >>> round(data.x_train.std().item(), 3)  # standardised with train statistics
+        1.0
     """
     try:
         name, opts = parse_spec(spec)
