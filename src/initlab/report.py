@@ -33,7 +33,27 @@ STATUSES = ("planned", "initialized", "unmatched", "excluded", "partial")
 @dataclasses.dataclass(frozen=True)
 class BlockOverride:
     """One block rule of a packed parameter, resolved: the block, the rule that set it, its
-    scheme, and the shape and fans of the block alone (no sub-blocks)."""
+    scheme, and the shape and fans of the block alone (no sub-blocks).
+
+    Attributes:
+        block: the block of the packed parameter (e.g. an LSTM's forget gate ``f``).
+        rule_id: the id of the rule that set it.
+        scheme: the block's scheme.
+        shape: the block's own shape.
+        fans: the block's own fans.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> pol = initlab.Policy(rules=(
+        ...     initlab.Rule({"name": "constant", "val": 1.0}, module="LSTM", param="bias_*",
+        ...                  block="f"),
+        ...     initlab.Rule("zeros"),
+        ... ))
+        >>> o = initlab.plan(nn.LSTM(4, 3), pol)["bias_ih_l0"].overrides()[0]
+        >>> o.block.name, o.rule_id, o.shape
+        ('f', 'rule[0]', (3,))
+    """
 
     block: Block
     rule_id: str

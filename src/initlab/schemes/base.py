@@ -261,7 +261,21 @@ def block_window(
 ) -> tuple[int, int, tuple[int, ...], tuple[slice, ...]] | None:
     """Where ``block`` of a ``shape`` tensor meets the window ``index`` (normalised slices):
     ``(start, length)`` of the overlap along ``block.dim`` in window coordinates, the block's
-    own shape, and the overlap as a window of the block; None when they do not meet."""
+    own shape, and the overlap as a window of the block; None when they do not meet.
+
+    Args:
+        block: a block of a packed parameter (dim, start, size).
+        shape: the whole parameter's shape.
+        index: the window, one normalised slice per dim.
+
+    Returns:
+        ``(offset, length, block_shape, block_index)`` or None.
+
+    Example:
+        >>> from initlab.fans import Block
+        >>> block_window(Block("f", 3, 6), (12, 4), (slice(2, 8), slice(0, 4)))
+        (1, 3, (3, 4), (slice(0, 3, None), slice(0, 4, None)))
+    """
     want = index[block.dim]
     lo, hi = max(want.start, block.start), min(want.stop, block.stop)
     if lo >= hi:

@@ -124,6 +124,13 @@ def checked_values(out: Tensor, t: Tensor) -> Tensor:
     """``out`` cast to ``t``'s dtype and device, after checking it is real floating-point and
     finite (the dtype rule of the module docstring).
 
+    Args:
+        out: what the user's function returned, as a tensor.
+        t: the tensor being filled.
+
+    Returns:
+        ``out`` cast to ``t``'s dtype and device.
+
     Example:
         >>> import torch
         >>> checked_values(torch.tensor([0.5], dtype=torch.float64), torch.empty(1)).dtype
