@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .fans import Fans
+from .layers import keep_structure_, padding_row
 from .plan import PolicyLike, plan, uncovered_blocks
 from .report import InitReport, ParamRow
 from .rng import RandomSource, TorchSource
@@ -296,27 +297,15 @@ def _block_fans(fans: Fans, block: str) -> Fans:
 
 
 def _keep_structure(row: ParamRow, param: Tensor, module: nn.Module | None) -> None:
-    """Constraints layers rely on: an Embedding's padding_idx row stays zero."""
-    pad = _padding_row(row, module)
-    if pad is not None:
-        with torch.no_grad():
-            param[pad].zero_()
+    """Constraints layers rely on: an Embedding's padding_idx row stays zero (the registry)."""
+    keep_structure_(param, row.param_name, module, row.fans)
 
 
 def _padding_row(row: ParamRow, module: nn.Module | None) -> int | None:
-    """The row index (>= 0) an Embedding keeps at zero, or None.
+    """The row index (>= 0) the layer keeps at zero (an Embedding's padding_idx), or None.
 
-    From the module when given, else from the fans (which record an Embedding's padding_idx).
-    """
-    if row.param_name != "weight" or not row.shape:
-        return None
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-        pad = module.padding_idx
-    elif module is None and row.fans is not None:
-        pad = row.fans.attr("padding_idx")
-    else:
-        return None
-    return None if pad is None else int(pad) % row.shape[0]
+    From the module when given, else from the fans (the layer registry decides)."""
+    return padding_row(row.param_name, row.shape[0] if row.shape else 0, module, row.fans)
 
 
 def _measured_stream(seed: int, row: ParamRow) -> KeyedStream:

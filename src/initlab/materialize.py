@@ -47,6 +47,7 @@ from torch.overrides import TorchFunctionMode
 from .apply import _check_seed, _measured_stream, achieved_std, fill_row
 from .distributed import check_sharded, empty_sharded, fill_sharded, is_dtensor
 from .distributed import note_full_generation as _note
+from .layers import known_buffer
 from .plan import PolicyLike, plan, uncovered_blocks
 from .report import InitReport, ParamRow
 from .streams import KeyedStream
@@ -126,12 +127,8 @@ def meta_build() -> Iterator[None]:
 
 
 def _known_buffer(module: nn.Module, name: str) -> tuple[BufferInit, str] | None:
-    """The value torch's own layers define for their buffers, or None."""
-    if isinstance(module, nn.modules.batchnorm._NormBase):
-        known = {"running_mean": 0, "running_var": 1, "num_batches_tracked": 0}
-        if name in known:
-            return known[name], f"{type(module).__name__}.{name}"
-    return None
+    """The value torch's own layers define for their buffers, or None (the layer registry)."""
+    return known_buffer(module, name)
 
 
 def check_on_meta(model: nn.Module, what: str = "materialize") -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Union
 import torch
 from torch import Tensor, nn
 
+from ..layers import compute_fans
 from .hooks import diagnose
 from .records import Diagnosis, Rendered, Thresholds, fmt
 
@@ -41,7 +42,6 @@ def apply_scheme_(
     model: nn.Module, scheme: Scheme | str | Mapping[str, Any], generator: torch.Generator
 ) -> None:
     """Fill each Linear/Conv weight with ``scheme`` (layer-aware fans); zero the biases."""
-    from ..fans import compute_fans
     from ..schemes import get_scheme
 
     sch = get_scheme(dict(scheme) if isinstance(scheme, Mapping) else scheme)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..layers import compute_fans
 from .hooks import first_tensor, prepare_inputs, preserved_state, select_layers
 from .records import Rendered, fmt
 
@@ -159,7 +160,6 @@ def lsuv_(
         An :class:`LSUVReport`. Layers whose output variance is 0 or not finite cannot be
         rescaled: they are reported with ``converged=False``.
     """
-    from ..fans import compute_fans
     from ..schemes import get_scheme
 
     if tol <= 0 or not math.isfinite(tol):

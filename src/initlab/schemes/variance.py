@@ -22,7 +22,7 @@ import math
 
 from torch import Tensor
 
-from ..fans import FAN_MODES, Fans, fans_from_axes
+from ..fans import FAN_MODES, Fans, fans_from_axes, fans_from_shape
 from ..gain import calculate_gain, gain
 from ..rng import RandomSource
 from .base import Scheme, as_real, check_finite, check_positive, register_scheme
@@ -67,8 +67,6 @@ def _nonlinearity_gain(nonlinearity: str, a: float | None) -> float:
 
 def _fans_for(t: Tensor, fans: Fans | None) -> Fans:
     if fans is None:  # only reached for a block filled without fans; base supplies shape fans
-        from ..fans import fans_from_shape
-
         return fans_from_shape(tuple(t.shape))
     return fans
 
