@@ -4,6 +4,7 @@ rows and the MultiheadAttention out_proj default."""
 
 from __future__ import annotations
 
+import doctest
 import math
 import sys
 import types
@@ -14,6 +15,8 @@ import torch
 from torch import nn
 
 import initlab
+from initlab import fans as fans_module
+from initlab import layers
 from initlab.layers import (
     ELEMENTWISE,
     LINEAR,
@@ -401,3 +404,21 @@ def test_a_user_layer_can_impose_a_childs_default() -> None:
     rows = {r.qualname: r for r in report.rows}
     assert rows["0.proj.weight"].target_std == 0.0 and not model[0].proj.weight.any()
     assert rows["0.proj.bias"].target_std == pytest.approx(0.5 / math.sqrt(3))  # U(±1/sqrt(4))
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        fans_module,
+        layers,
+        layers.compute,
+        layers.defaults,
+        layers.registry,
+        layers.spec,
+        initlab.schemes.torch_default,
+    ],
+    ids=lambda m: m.__name__,
+)
+def test_docstring_examples(module: types.ModuleType) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

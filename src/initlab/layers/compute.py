@@ -21,6 +21,7 @@ itself), which is what the layer's ``reset_parameters`` uses.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -104,12 +105,14 @@ def compute_fans(
         )
     fans = layer_fans(owner, name, shape)
     if fans is None:
-        fans = _fallback(owner, name, shape, param_name)
+        fans = dataclasses.replace(
+            _fallback(owner, name, shape, param_name), layer=layer, param=name
+        )
     imposed = child_torch_init(parent, child, name) if parent is not None else None
     if imposed is not None:  # the parent re-initialises it after the child's own init
         attrs = {**dict(fans.attrs), "torch_init": str(imposed)}
         fans = dataclasses.replace(fans, attrs=tuple(sorted(attrs.items())))
-    return dataclasses.replace(fans, layer=layer, param=name)
+    return fans
 
 
 def explain_fans(fans: Fans) -> str:
@@ -198,39 +201,73 @@ def _shape(owner: nn.Module, name: str) -> tuple[int, ...]:
 # -- building Fans from the registry ---------------------------------------------------
 def layer_fans(module: nn.Module, name: str, shape: tuple[int, ...]) -> Fans | None:
     """The registered rule for ``module.name`` (of logical ``shape``), or None when the layer
-    or the parameter is not registered."""
+    or the parameter is not registered.
+
+    Example:
+        >>> from torch import nn
+        >>> f = layer_fans(nn.GRU(4, 6), "bias_hh_l0", (18,))  # a bias takes its weight's fans
+        >>> f.fan_in, f.fan_out, [b.name for b in f.blocks], f.role
+        (6, 6, ['r', 'z', 'n'], 'bias')
+    """
     spec = find_layer(module)
     found = spec.param(name) if spec is not None else None
     if spec is None or found is None:
         return None
     pspec, match = found
+    attrs = spec.attrs(module, name) if spec.attrs is not None else {}
     if pspec.fans_of is not None:
-        source = match.expand(pspec.fans_of)
+        source = _expand(match, pspec.fans_of)
         fans = layer_fans(module, source, _shape(module, source))
         if fans is None:
             raise ValueError(
                 f"{type(module).__name__}.{name} takes its fans from {source!r}, which the "
                 f"layer spec {spec.rule!r} does not describe"
             )
+        attrs = {**dict(fans.attrs), **attrs}
+        attrs.pop("torch_init", None)
+        attrs.pop("padding_idx", None)
+    elif pspec.fans is not None:
+        fans = pspec.fans(module, name, shape)
+        attrs = {**attrs, **dict(fans.attrs)}
     else:
-        fans = _own_fans(module, name, shape, pspec)
-    attrs = {**(spec.attrs(module, name) if spec.attrs else {}), **dict(fans.attrs)}
+        fans = _layout_fans(module, name, shape, pspec)
     if pspec.padding_attr is not None:
         attrs["padding_idx"] = getattr(module, pspec.padding_attr)
     if pspec.torch_init is not None:
         attrs["torch_init"] = str(pspec.torch_init)
-    return dataclasses.replace(
-        fans, rule=spec.rule, role=pspec.role, attrs=tuple(sorted(attrs.items()))
+    return Fans(
+        fans.fan_in,
+        fans.fan_out,
+        fans.blocks,
+        rule=spec.rule,
+        layer=type(module).__name__,
+        param=name,
+        torch_fan_in=fans.torch_fan_in,
+        torch_fan_out=fans.torch_fan_out,
+        attrs=tuple(sorted(attrs.items())),
+        role=pspec.role,
     )
 
 
-def _own_fans(module: nn.Module, name: str, shape: tuple[int, ...], pspec: ParamSpec) -> Fans:
-    if pspec.fans is not None:
-        return pspec.fans(module, name, shape)
+_EXPANDED: dict[tuple[str, str, str], str] = {}
+
+
+def _expand(match: re.Match[str], template: str) -> str:
+    """``match.expand(template)``, cached (parsing the template dominates the cost)."""
+    key = (match.re.pattern, match.string, template)
+    out = _EXPANDED.get(key)
+    if out is None:
+        if len(_EXPANDED) > 4096:
+            _EXPANDED.clear()
+        out = _EXPANDED[key] = match.expand(template)
+    return out
+
+
+def _layout_fans(module: nn.Module, name: str, shape: tuple[int, ...], pspec: ParamSpec) -> Fans:
     layout = pspec.layout
     assert layout is not None  # a ParamSpec has exactly one source of fans
     names = pspec.block_names(module)
-    block_shape = list(shape)
+    block_shape = shape
     blocks: tuple[Block, ...] = ()
     if names:
         dim = pspec.block_dim
@@ -240,7 +277,7 @@ def _own_fans(module: nn.Module, name: str, shape: tuple[int, ...], pspec: Param
                 f"{len(names)} blocks {names} along dimension {dim}"
             )
         size = shape[dim] // len(names)
-        block_shape[dim] = size
+        block_shape = tuple(size if i == dim % len(shape) else s for i, s in enumerate(shape))
         blocks = tuple(Block(n, i * size, (i + 1) * size, dim) for i, n in enumerate(names))
     groups = int(getattr(module, layout.groups_attr, 1)) if layout.group_axis is not None else 1
     fan_in, fan_out = layout.fans(block_shape, groups)

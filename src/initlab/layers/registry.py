@@ -126,7 +126,15 @@ def register_layer(key: LayerKey, spec: LayerSpec, *, replace: bool = False) -> 
 
 
 def unregister_layer(key: LayerKey) -> None:
-    """Forget ``key`` (KeyError naming it if it is not registered)."""
+    """Forget ``key`` (KeyError naming it if it is not registered).
+
+    Example:
+        >>> from torch import nn
+        >>> unregister_layer(nn.Identity)
+        Traceback (most recent call last):
+        ...
+        KeyError: 'unregister_layer: torch.nn.modules.linear.Identity is not registered'
+    """
     table = _table(key)
     if key not in table:
         raise KeyError(f"unregister_layer: {_key_text(key)} is not registered")
@@ -174,7 +182,13 @@ def find_layer(module: nn.Module) -> LayerSpec | None:
 
 def known_buffer(module: nn.Module, name: str) -> tuple[BufferValue, str] | None:
     """The value ``module``'s layer spec gives buffer ``name`` on materialisation, and where it
-    comes from (``"BatchNorm2d.running_var"``), or None."""
+    comes from, or None.
+
+    Example:
+        >>> from torch import nn
+        >>> known_buffer(nn.BatchNorm2d(8), "running_var")
+        (1, 'BatchNorm2d.running_var')
+    """
     spec = find_layer(module)
     if spec is None or name not in spec.buffers:
         return None
@@ -230,12 +244,24 @@ def keep_structure_(
 
 def claims_child(parent: nn.Module | None, child: str) -> bool:
     """Whether ``parent``'s layer spec changes the init of its child ``child``'s parameters
-    (MultiheadAttention's ``out_proj``), so that their fans are computed from the parent."""
+    (MultiheadAttention's ``out_proj``), so that their fans are computed from the parent.
+
+    Example:
+        >>> from torch import nn
+        >>> claims_child(nn.MultiheadAttention(8, 2), "out_proj")
+        True
+    """
     spec = find_layer(parent) if parent is not None else None
     return spec is not None and child in spec.children
 
 
 def child_torch_init(parent: nn.Module, child: str, param_name: str) -> TorchInit | None:
-    """The default ``parent`` imposes on ``child.param_name`` after the child's own, or None."""
+    """The default ``parent`` imposes on ``child.param_name`` after the child's own, or None.
+
+    Example:
+        >>> from torch import nn
+        >>> str(child_torch_init(nn.MultiheadAttention(8, 2), "out_proj", "bias"))
+        'zeros'
+    """
     spec = find_layer(parent)
     return None if spec is None else spec.children.get(child, {}).get(param_name)

@@ -22,7 +22,6 @@ parameters (MultiheadAttention zeroes ``out_proj.bias``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -112,19 +111,25 @@ class Layout:
         for a in (*self.in_axes, *self.out_axes):
             if not -ndim <= a < ndim:
                 raise ValueError(f"layout axis {a} is out of range for shape {tuple(shape)}")
-        sizes = [int(s) for s in shape]
-        ins = {a % ndim for a in self.in_axes}
-        outs = {a % ndim for a in self.out_axes}
-        if self.group_axis is not None:
-            g = self.group_axis % ndim
-            if groups < 1 or sizes[g] % groups:
-                raise ValueError(
-                    f"axis {g} of shape {tuple(shape)} does not split into {groups} groups"
-                )
-            sizes[g] //= groups
-        receptive = math.prod(sizes[i] for i in range(ndim) if i not in ins | outs)
-        fan_in = math.prod(sizes[i] for i in ins) * receptive
-        fan_out = math.prod(sizes[i] for i in outs) * receptive
+        ins = tuple(a % ndim for a in self.in_axes)
+        outs = tuple(a % ndim for a in self.out_axes)
+        group = -1 if self.group_axis is None else self.group_axis % ndim
+        fan_in = fan_out = receptive = 1
+        for i, size in enumerate(shape):
+            size = int(size)
+            if i == group:
+                if groups < 1 or size % groups:
+                    raise ValueError(
+                        f"axis {i} of shape {tuple(shape)} does not split into {groups} groups"
+                    )
+                size //= groups
+            if i in ins:
+                fan_in *= size
+            elif i in outs:
+                fan_out *= size
+            else:
+                receptive *= size
+        fan_in, fan_out = fan_in * receptive, fan_out * receptive
         return fan_in, fan_out
 
 
