@@ -70,7 +70,11 @@ def _table(key: LayerKey) -> dict:
             )
         return _NAMES
     if callable(key):
-        if len(inspect.signature(key).parameters) < 1:
+        try:
+            takes_none = len(inspect.signature(key).parameters) < 1
+        except (TypeError, ValueError):  # some builtins have no signature: trust them
+            takes_none = False
+        if takes_none:
             raise TypeError(
                 f"register_layer: predicate {key!r} must take the module as its argument"
             )
