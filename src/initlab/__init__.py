@@ -1,7 +1,8 @@
 """initlab: layer-aware, reproducible, measurable parameter initialisation for PyTorch.
 
 * ``initlab.init``: a drop-in for ``torch.nn.init`` (same names, signatures, numbers).
-* ``initlab.compute_fans``: fans and packed-block structure from what a layer connects.
+* ``initlab.compute_fans``: fans and packed-block structure from what a layer connects, read
+  from the layer registry (:mod:`initlab.layers`; teach it a layer with ``register_layer``).
 * ``initlab.calculate_gain`` (torch's table) and ``initlab.gain`` (any activation).
 * ``initlab.get_scheme``: every scheme as a small serialisable object.
 * ``initlab.Policy`` / ``Rule`` / presets, ``initlab.initialize`` / ``plan``: declarative init
@@ -30,8 +31,9 @@ from .execute import (
     regenerate,
     write_checkpoint,
 )
-from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
+from .fans import Block, Fans, fans_from_axes, fans_from_shape
 from .gain import calculate_gain, gain
+from .layers import LayerSpec, Layout, ParamSpec, compute_fans, register_layer
 from .plan import UnmatchedParametersError, plan
 from .policy import (
     ParamInfo,
@@ -67,9 +69,12 @@ __all__ = [
     "InitReport",
     "KeyedStream",
     "LSUVReport",
+    "LayerSpec",
+    "Layout",
     "MaterializeError",
     "ParamInfo",
     "ParamRow",
+    "ParamSpec",
     "Policy",
     "PolicyError",
     "RandomSource",
@@ -107,6 +112,7 @@ __all__ = [
     "meta_build",
     "plan",
     "regenerate",
+    "register_layer",
     "register_scheme",
     "save_policy",
     "scheme_class",

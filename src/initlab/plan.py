@@ -15,7 +15,8 @@ from typing import Any
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from .fans import Fans, compute_fans
+from .fans import Fans
+from .layers import claims_child, compute_fans
 from .policy import ParamInfo, Policy, PolicyError, load_policy
 from .policy.rules import compile_pattern, pattern_matches
 from .report import InitReport, ParamRow
@@ -190,14 +191,15 @@ def uncovered_blocks(row: ParamRow) -> list[str]:
 def _fans_owner(
     modules: dict[str, nn.Module], mod_name: str | None, module: nn.Module, pname: str
 ) -> tuple[nn.Module, str] | None:
-    """Where to compute a parameter's fans when its parent layer changes them: a
-    MultiheadAttention's ``out_proj.bias``, which ``_reset_parameters`` zeroes, is reached as
-    ``compute_fans(mha, "out_proj.bias")`` (the Linear alone cannot know it)."""
+    """Where to compute a parameter's fans when its parent layer changes them (the layer
+    registry says which): a MultiheadAttention's ``out_proj.bias``, which ``_reset_parameters``
+    zeroes, is reached as ``compute_fans(mha, "out_proj.bias")`` (the Linear alone cannot know
+    it)."""
     if not mod_name:
         return None
     parent_name, _, child = mod_name.rpartition(".")
     parent = modules.get(parent_name)
-    if isinstance(parent, nn.MultiheadAttention) and parent.out_proj is module:
+    if claims_child(parent, child):
         return parent, f"{child}.{pname}"
     return None
 

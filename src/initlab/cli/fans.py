@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ..fans import compute_fans
+from ..layers import compute_fans
 from ._common import build_module, console, print_json
 
 

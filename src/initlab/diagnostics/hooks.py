@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers import compute_fans
 from .records import Diagnosis, Histogram, LayerRecord, SingularValues, Thresholds, WeightStats
 
 RELU_FAMILY: tuple[type[nn.Module], ...] = (
@@ -510,7 +511,6 @@ def _weight_stats(
 ) -> dict[str, WeightStats]:
     """Stats of the module's own parameters and of those of descendants that were not recorded
     (MultiheadAttention's ``out_proj`` is never called as a module: its weight is read)."""
-    from ..fans import compute_fans
 
     named: list[tuple[str, Tensor]] = []
     parametrized = torch.nn.utils.parametrize.is_parametrized(module)

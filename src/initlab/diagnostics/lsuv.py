@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..layers import compute_fans
 from .hooks import first_tensor, prepare_inputs, preserved_state, select_layers
 from .records import Rendered, fmt
 
@@ -210,7 +211,6 @@ def lsuv_(
         >>> round(model(x).var().item(), 1)
         1.0
     """
-    from ..fans import compute_fans
     from ..schemes import get_scheme
 
     if tol <= 0 or not math.isfinite(tol):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Union
 import torch
 from torch import Tensor, nn
 
+from ..layers import compute_fans
 from .hooks import diagnose
 from .records import Diagnosis, Rendered, Thresholds, fmt
 
@@ -57,7 +58,6 @@ def apply_scheme_(
         >>> layer.bias.abs().sum().item()
         0.0
     """
-    from ..fans import compute_fans
     from ..schemes import get_scheme
 
     sch = get_scheme(dict(scheme) if isinstance(scheme, Mapping) else scheme)

@@ -6,7 +6,7 @@
 * targets: :mod:`.inplace` (``initialize``), :mod:`.meta` (``materialize``, ``meta_build``),
   :mod:`.safetensors` (``write_checkpoint``), with DTensor shards through :mod:`.shard`;
   :mod:`.fsdp` is the sharded front end (``initialize_sharded``);
-* :mod:`.buffers`: buffers of meta-built models; :mod:`._layer_hooks`: the layer-specific bits.
+* :mod:`.buffers`: buffers of meta-built models (the layer registry says how layers make them).
 """
 
 from .buffers import BufferInit, MaterializeError

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._layer_hooks import known_buffer
+from ..layers import known_buffer
 
 __all__ = ["BufferInit", "BufferSpec", "MaterializeError", "make_buffer", "owners", "plan_buffers"]
 

@@ -11,13 +11,13 @@ import torch
 from torch import Tensor, nn
 
 from ..fans import Fans
+from ..layers import keep_structure_
 from ..plan import uncovered_blocks
 from ..report import ParamRow
 from ..rng import RandomSource
 from ..schemes import Scheme
 from ..schemes.base import _normalise_index, block_window
 from ..streams import KeyedStream
-from ._layer_hooks import keep_structure
 
 #: elements per windowed fill call: the stream builds int64 index arrays (16 bytes/element)
 #: for a window, so a large shard is filled in pieces to keep that scratch small
@@ -75,7 +75,11 @@ def fill_row(
     """
     idx = None if index is None else _normalise_index(index, row.shape)
     fill_values(row, target, source, idx)
-    keep_structure(row, target, idx, module)
+    if row.shape:
+        keep_structure_(
+            target, row.param_name, module, row.fans, rows=row.shape[0],
+            start=0 if idx is None else idx[0].start,
+        )  # fmt: skip
     return target
 
 

@@ -87,7 +87,7 @@ class Scheme:
             ``tensor``, filled in place (a meta or empty tensor is returned untouched).
 
         Example:
-            >>> from initlab.fans import compute_fans
+            >>> from initlab.layers import compute_fans
             >>> mha = torch.nn.MultiheadAttention(8, 2)
             >>> fans = compute_fans(mha, "in_proj_weight")
             >>> g = torch.Generator().manual_seed(0)
