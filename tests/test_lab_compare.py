@@ -72,9 +72,11 @@ def test_entry_specs_schemes_presets_and_files(tmp_path: Path) -> None:
     w = _init(e.label)[0].weight  # fan_out = 300
     assert abs(float(w.std()) - math.sqrt(2 / 300)) < 0.003
     assert resolve_entry("gpt2:n_layers=2").label == "gpt2:n_layers=2"
-    assert resolve_entry("Seeds_Orthogonal").label == "seeds-orthogonal"
-    assert resolve_entry("orthogonal").policy.name == "seeds-orthogonal"
-    assert resolve_entry("torch_default").policy.name == "torch-default"
+    assert resolve_entry("Orthogonal-Weights").label == "orthogonal_weights"
+    with pytest.warns(DeprecationWarning, match="'orthogonal_weights'"):
+        assert resolve_entry("Seeds_Orthogonal").label == "orthogonal_weights"
+    assert resolve_entry("orthogonal").policy.name == "orthogonal_weights"
+    assert resolve_entry("torch_default").policy.name == "torch_default"
     policy = tmp_path / "mine.yaml"
     policy.write_text("name: mine\nrules:\n  - scheme: {name: normal, std: 0.01}\n    ndim: 2\n")
     entry = resolve_entry(str(policy))

@@ -1,4 +1,4 @@
-"""initlab.lab.specs and initlab.lab.data: spec syntax, digits, synthetic, MNIST IDX, CIFAR-10."""
+"""initlab.lab.data and the spec grammar: digits, synthetic, MNIST IDX, CIFAR-10."""
 
 from __future__ import annotations
 
@@ -15,15 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.lab import (
-    DATASETS,
-    Dataset,
-    DatasetError,
-    SpecError,
-    format_spec,
-    load_dataset,
-    parse_spec,
-)
+from initlab.lab import DATASETS, Dataset, DatasetError, load_dataset
+from initlab.specs import SpecError, format_spec, parse_spec
 
 # --------------------------------------------------------------------------- specs
 

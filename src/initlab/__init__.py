@@ -20,6 +20,7 @@ from .distributed import FullTensorNotice, ShardingError, initialize_sharded
 from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
 from .gain import calculate_gain, gain
 from .materialize import MaterializeError, materialize, meta_build
+from .names import canonical_name
 from .plan import UnmatchedParametersError, plan
 from .policy import (
     ParamInfo,
@@ -28,7 +29,7 @@ from .policy import (
     Rule,
     get_preset,
     list_presets,
-    load_policy,
+    preset_info,
     save_policy,
 )
 from .report import InitReport, ParamRow
@@ -42,7 +43,18 @@ from .schemes import (
     register_scheme,
     scheme_class,
 )
+from .specs import (
+    SpecError,
+    build_model,
+    format_spec,
+    load_policy,
+    parse_spec,
+    register_model_source,
+    resolve_scheme,
+    scheme_policy,
+)
 from .streams import KeyedStream, derive_key
+from .zoo import ModelError
 
 __version__ = "0.1.0"
 
@@ -56,6 +68,7 @@ __all__ = [
     "KeyedStream",
     "LSUVReport",
     "MaterializeError",
+    "ModelError",
     "ParamInfo",
     "ParamRow",
     "Policy",
@@ -65,12 +78,15 @@ __all__ = [
     "Scheme",
     "SchemeComparison",
     "ShardingError",
+    "SpecError",
     "TorchSource",
     "UnmatchedParametersError",
     "__version__",
     "aliases",
     "as_apply_fn",
+    "build_model",
     "calculate_gain",
+    "canonical_name",
     "compare_schemes",
     "compute_fans",
     "derive_key",
@@ -79,6 +95,7 @@ __all__ = [
     "fans_from_shape",
     "fill_row",
     "fixup_scale",
+    "format_spec",
     "gain",
     "get_preset",
     "get_scheme",
@@ -92,10 +109,15 @@ __all__ = [
     "lsuv_",
     "materialize",
     "meta_build",
+    "parse_spec",
     "plan",
+    "preset_info",
     "regenerate",
+    "register_model_source",
     "register_scheme",
+    "resolve_scheme",
     "save_policy",
     "scheme_class",
+    "scheme_policy",
     "write_checkpoint",
 ]

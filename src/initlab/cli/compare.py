@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from ..factory import FactoryError
 from ..lab.comparison import DEFAULTS, ComparisonResult, compare, report
 from ..lab.distributed import is_distributed
 from ..lab.entries import DEFAULT_ENTRIES
 from ..lab.reporting import rich_tables
 from ..lab.trainer import OPTIMIZERS
 from ..policy import PolicyError
+from ..zoo import ModelError
 from ._common import console, default_out_dir
 
 
@@ -65,7 +65,7 @@ def _show(result: ComparisonResult, as_json: bool) -> None:
         console.print(f"output folder: {result.out}")
 
 
-_ERRORS = (ValueError, FactoryError, PolicyError, OSError, RuntimeError)
+_ERRORS = (ValueError, ModelError, PolicyError, OSError, RuntimeError)
 
 
 @click.command("compare")

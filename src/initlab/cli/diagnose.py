@@ -69,7 +69,7 @@ def _diagnose(model: str, dataset: str, schemes: tuple[str, ...], batch: int, se
     from ..diagnostics import compare_schemes, plot_histograms, plot_propagation
     from ..lab.data import load_dataset
     from ..lab.entries import Entry, resolve_entry
-    from ..lab.models import build_model
+    from ..specs import build_model
 
     data = load_dataset(dataset, seed=seed)
     build_model(model, data.input_shape, data.num_classes)  # fail early on a bad spec

@@ -10,9 +10,10 @@ import click
 import torch
 
 from ..apply import initialize
-from ..factory import FactoryError, build_model
 from ..plan import UnmatchedParametersError, plan
 from ..policy import PolicyError
+from ..specs import build_model
+from ..zoo import ModelError
 from ._common import console
 
 _MODEL_HELP = "MODEL is 'package.module:factory' or 'path/to/file.py:factory'."
@@ -21,7 +22,7 @@ _MODEL_HELP = "MODEL is 'package.module:factory' or 'path/to/file.py:factory'."
 def _model(spec: str) -> torch.nn.Module:
     try:
         return build_model(spec)
-    except FactoryError as e:
+    except ModelError as e:
         raise click.ClickException(str(e)) from None
 
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
+from ..specs import build_model
 from . import distributed as dist_
 from .data import Dataset, load_dataset
 from .entries import Entry, resolve_entries
-from .models import build_model
 from .reporting import write_report
 from .results import (
     RunResult,

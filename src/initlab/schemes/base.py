@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..fans import Fans, fans_from_shape
+from ..names import canonical_name
 from ..rng import RandomSource, as_source
 
 _REGISTRY: dict[str, type[Scheme]] = {}
@@ -314,7 +315,7 @@ def register_scheme(cls: S | None = None, *, aliases: tuple[str, ...] = ()) -> A
 
 
 def resolve_name(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
+    key = canonical_name(name)
     return _ALIASES.get(key, key)
 
 
