@@ -10,53 +10,137 @@
   and data-dependent LSUV init (package :mod:`initlab.diagnostics`).
 * ``initlab.materialize`` / ``initialize_sharded`` / ``write_checkpoint``: big models built on
   the meta device, DTensor/FSDP2 shards filled locally, safetensors streamed to disk.
+
+Names are imported on first use (PEP 562), so ``import initlab`` and ``initlab --help`` load
+neither torch nor matplotlib until a name that needs them is used.
 """
 
-from . import init
-from .apply import as_apply_fn, fill_row, initialize, regenerate
-from .checkpoint import CheckpointError, load_checkpoint, write_checkpoint
-from .diagnostics import Diagnosis, LSUVReport, SchemeComparison, compare_schemes, diagnose, lsuv_
-from .distributed import FullTensorNotice, ShardingError, initialize_sharded
-from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
-from .gain import calculate_gain, gain
-from .materialize import MaterializeError, materialize, meta_build
-from .names import canonical_name
-from .plan import UnmatchedParametersError, plan
-from .policy import (
-    ParamInfo,
-    Policy,
-    PolicyError,
-    Rule,
-    get_preset,
-    list_presets,
-    preset_info,
-    save_policy,
-)
-from .report import InitReport, ParamRow
-from .rng import RandomSource, TorchSource
-from .schemes import (
-    Scheme,
-    aliases,
-    fixup_scale,
-    get_scheme,
-    list_schemes,
-    register_scheme,
-    scheme_class,
-)
-from .specs import (
-    SpecError,
-    build_model,
-    format_spec,
-    load_policy,
-    parse_spec,
-    register_model_source,
-    resolve_scheme,
-    scheme_policy,
-)
-from .streams import KeyedStream, derive_key
-from .zoo import ModelError
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from . import init
+    from .apply import as_apply_fn, fill_row, initialize, regenerate
+    from .checkpoint import CheckpointError, load_checkpoint, write_checkpoint
+    from .diagnostics import (
+        Diagnosis,
+        LSUVReport,
+        SchemeComparison,
+        compare_schemes,
+        diagnose,
+        lsuv_,
+    )
+    from .distributed import FullTensorNotice, ShardingError, initialize_sharded
+    from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
+    from .gain import calculate_gain, gain
+    from .materialize import MaterializeError, materialize, meta_build
+    from .names import canonical_name
+    from .plan import UnmatchedParametersError, plan
+    from .policy import (
+        ParamInfo,
+        Policy,
+        PolicyError,
+        Rule,
+        get_preset,
+        list_presets,
+        preset_info,
+        save_policy,
+    )
+    from .report import InitReport, ParamRow
+    from .rng import RandomSource, TorchSource
+    from .schemes import (
+        Scheme,
+        aliases,
+        fixup_scale,
+        get_scheme,
+        list_schemes,
+        register_scheme,
+        scheme_class,
+    )
+    from .specs import (
+        SpecError,
+        build_model,
+        format_spec,
+        load_policy,
+        parse_spec,
+        register_model_source,
+        resolve_scheme,
+        scheme_policy,
+    )
+    from .streams import KeyedStream, derive_key
+    from .zoo import ModelError
 
 __version__ = "0.1.0"
+
+#: public names that are modules themselves
+_MODULES = frozenset({"init"})
+#: public name -> the module (relative to initlab) that defines it
+_EXPORTS: dict[str, str] = {
+    "init": ".init",
+    "as_apply_fn": ".apply",
+    "fill_row": ".apply",
+    "initialize": ".apply",
+    "regenerate": ".apply",
+    "CheckpointError": ".checkpoint",
+    "load_checkpoint": ".checkpoint",
+    "write_checkpoint": ".checkpoint",
+    "Diagnosis": ".diagnostics",
+    "LSUVReport": ".diagnostics",
+    "SchemeComparison": ".diagnostics",
+    "compare_schemes": ".diagnostics",
+    "diagnose": ".diagnostics",
+    "lsuv_": ".diagnostics",
+    "FullTensorNotice": ".distributed",
+    "ShardingError": ".distributed",
+    "initialize_sharded": ".distributed",
+    "Block": ".fans",
+    "Fans": ".fans",
+    "compute_fans": ".fans",
+    "fans_from_axes": ".fans",
+    "fans_from_shape": ".fans",
+    "calculate_gain": ".gain",
+    "gain": ".gain",
+    "MaterializeError": ".materialize",
+    "materialize": ".materialize",
+    "meta_build": ".materialize",
+    "canonical_name": ".names",
+    "UnmatchedParametersError": ".plan",
+    "plan": ".plan",
+    "ParamInfo": ".policy",
+    "Policy": ".policy",
+    "PolicyError": ".policy",
+    "Rule": ".policy",
+    "get_preset": ".policy",
+    "list_presets": ".policy",
+    "preset_info": ".policy",
+    "save_policy": ".policy",
+    "InitReport": ".report",
+    "ParamRow": ".report",
+    "RandomSource": ".rng",
+    "TorchSource": ".rng",
+    "Scheme": ".schemes",
+    "aliases": ".schemes",
+    "fixup_scale": ".schemes",
+    "get_scheme": ".schemes",
+    "list_schemes": ".schemes",
+    "register_scheme": ".schemes",
+    "scheme_class": ".schemes",
+    "SpecError": ".specs",
+    "build_model": ".specs",
+    "format_spec": ".specs",
+    "load_policy": ".specs",
+    "parse_spec": ".specs",
+    "register_model_source": ".specs",
+    "resolve_scheme": ".specs",
+    "scheme_policy": ".specs",
+    "KeyedStream": ".streams",
+    "derive_key": ".streams",
+    "ModelError": ".zoo",
+}
 
 __all__ = [
     "Block",
@@ -121,3 +205,30 @@ __all__ = [
     "scheme_policy",
     "write_checkpoint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'initlab' has no attribute {name!r}")
+    mod = importlib.import_module(module, __name__)
+    value = mod if name in _MODULES else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """initlab's module type: a submodule named like a public function (``plan``, ``gain``,
+    ``materialize``) does not replace the function when the submodule is imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _EXPORTS and name not in _MODULES:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
