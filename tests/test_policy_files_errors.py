@@ -110,3 +110,11 @@ def test_unreadable_files_name_the_file(tmp_path: Path) -> None:
     assert e.file == str(p) and "not UTF-8" in e.message
     e = _err(tmp_path / "missing.json")
     assert e.file == str(tmp_path / "missing.json") and "no such policy file" in e.message
+
+
+def test_a_spec_string_inside_a_rule_says_how_to_write_it(tmp_path: Path) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text("rules:\n  - scheme: kaiming_normal:mode=fan_out\n")
+    e = _err(p)
+    assert (e.line, e.path) == (2, "rules[0].scheme")
+    assert "write parameters as a mapping ({name: kaiming_normal, ...})" in e.message

@@ -212,6 +212,13 @@ def as_scheme(value: Any) -> Scheme:
         )
     if not isinstance(name, str):
         raise PolicyError(f"scheme name must be a string, got {name!r}", "name")
+    if ":" in name:
+        base = name.partition(":")[0]
+        raise PolicyError(
+            f"scheme {name!r}: in a rule, write parameters as a mapping "
+            f"({{name: {base}, ...}}) or use params: (a 'name:key=value' spec is read by "
+            "initlab.load_policy and initlab.resolve_scheme)"
+        )
     try:
         cls = scheme_class(name)
     except KeyError:
