@@ -59,6 +59,18 @@ def test_import_initlab_is_lazy_and_complete() -> None:
     assert res.returncode == 0, res.stderr
 
 
+def test_type_checking_imports_list_the_lazy_exports() -> None:
+    import ast
+
+    import initlab
+
+    tree = ast.parse(Path(initlab.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If))
+    names = {a.asname or a.name for n in ast.walk(block) if isinstance(n, ast.ImportFrom)
+             for a in n.names}  # fmt: skip
+    assert names == set(initlab._EXPORTS) == set(initlab.__all__) - {"__version__"}
+
+
 def test_listed_help_is_each_commands_own_first_line() -> None:
     for name, (module, attr, help_) in COMMANDS.items():
         cmd = getattr(importlib.import_module(f"initlab.cli.{module}"), attr)

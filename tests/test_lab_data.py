@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from initlab.lab import DATASETS, Dataset, DatasetError, load_dataset
-from initlab.specs import SpecError, format_spec, parse_spec
+from initlab.syntax import SpecError, format_spec, parse_spec
 
 # --------------------------------------------------------------------------- specs
 

@@ -112,9 +112,17 @@ def test_unreadable_files_name_the_file(tmp_path: Path) -> None:
     assert e.file == str(tmp_path / "missing.json") and "no such policy file" in e.message
 
 
-def test_a_spec_string_inside_a_rule_says_how_to_write_it(tmp_path: Path) -> None:
-    p = tmp_path / "p.yaml"
-    p.write_text("rules:\n  - scheme: kaiming_normal:mode=fan_out\n")
+def test_a_rule_takes_a_scheme_spec_in_every_format(tmp_path: Path) -> None:
+    texts = {
+        "yaml": "rules:\n  - scheme: kaiming_normal:mode=fan_out\n",
+        "toml": '[[rules]]\nscheme = "kaiming_normal:mode=fan_out"\n',
+        "json": '{"rules": [{"scheme": "kaiming_normal:mode=fan_out"}]}',
+    }
+    for fmt, text in texts.items():
+        p = tmp_path / f"p.{fmt}"
+        p.write_text(text)
+        assert load_policy(p).rules[0].scheme.to_config()["mode"] == "fan_out"
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: p\nrules:\n  - scheme: kaiming_normal:mdoe=fan_out\n")
     e = _err(p)
-    assert (e.line, e.path) == (2, "rules[0].scheme")
-    assert "write parameters as a mapping ({name: kaiming_normal, ...})" in e.message
+    assert (e.line, e.path) == (3, "rules[0].scheme.mdoe") and "did you mean 'mode'" in e.message

@@ -13,18 +13,15 @@ from torch import nn
 
 import initlab
 from initlab import ModelError, Policy, PolicyError, Rule, get_preset, get_scheme
-from initlab.names import canonical_name
 from initlab.specs import (
-    SpecError,
     build_model,
-    format_spec,
     load_policy,
     model_sources,
-    parse_spec,
     register_model_source,
     resolve_scheme,
     scheme_policy,
 )
+from initlab.syntax import SpecError, canonical_name, format_spec, parse_spec
 
 
 # -- names ---------------------------------------------------------------------------------
@@ -48,6 +45,13 @@ def test_hyphens_and_underscores_everywhere() -> None:
 
 
 # -- schemes and one-rule policies -------------------------------------------------------------
+def test_a_rule_takes_a_scheme_spec() -> None:
+    rule = Rule("kaiming_normal:mode=fan_out", param="weight")
+    assert rule.scheme == get_scheme("kaiming_normal", mode="fan_out")
+    with pytest.raises(PolicyError, match="did you mean 'mode'"):
+        Rule("kaiming_normal:mdoe=fan_out")
+
+
 def test_scheme_specs() -> None:
     s = resolve_scheme("kaiming_normal:mode=fan_out,nonlinearity=relu")
     assert s == get_scheme("kaiming_normal", mode="fan_out", nonlinearity="relu")
@@ -112,8 +116,10 @@ def test_policy_errors_are_one_line(source: object, message: str) -> None:
 
 
 def test_scheme_errors() -> None:
-    with pytest.raises(SpecError, match="parameters are key=value"):
+    with pytest.raises(PolicyError, match="parameters are key=value"):
         resolve_scheme("normal:0.5")
+    with pytest.raises(PolicyError, match="empty item"):
+        resolve_scheme("normal:std=1,,mean=0")
     with pytest.raises(PolicyError, match="unknown scheme 'nope'"):
         resolve_scheme("nope")
 
@@ -126,6 +132,15 @@ def test_format_reads_back(spec: str) -> None:
     name, kwargs = parse_spec(spec)
     assert format_spec(name, kwargs) == spec
     assert parse_spec(format_spec(name, kwargs)) == (name, kwargs)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("x:a=1,a=2", "key 'a' given twice"), ("x:", "nothing after ':'"), ("x:1a=2", "invalid key")],
+)
+def test_grammar_errors(spec: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec)
 
 
 def test_values() -> None:
@@ -200,9 +215,9 @@ def test_model_errors_are_one_line(spec: str, message: str) -> None:
 def test_docstring_examples_run() -> None:
     """The Examples of the new modules (in a subprocess: one registers a preset)."""
     code = (
-        "import doctest, sys, initlab.specs, initlab.names, initlab.refs, initlab.zoo, "
+        "import doctest, sys, initlab.specs, initlab.syntax, initlab.refs, initlab.zoo, "
         "initlab.policy.presets, initlab.policy.files\n"
-        "mods = [initlab.specs, initlab.names, initlab.refs, initlab.zoo, "
+        "mods = [initlab.specs, initlab.syntax, initlab.refs, initlab.zoo, "
         "initlab.policy.presets, initlab.policy.files]\n"
         "r = [doctest.testmod(m) for m in mods]\n"
         "sys.exit(sum(x.failed for x in r) or not all(x.attempted for x in r))\n"

@@ -38,7 +38,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .fans import Block, Fans, compute_fans, fans_from_axes, fans_from_shape
     from .gain import calculate_gain, gain
     from .materialize import MaterializeError, materialize, meta_build
-    from .names import canonical_name
     from .plan import UnmatchedParametersError, plan
     from .policy import (
         ParamInfo,
@@ -62,16 +61,14 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         scheme_class,
     )
     from .specs import (
-        SpecError,
         build_model,
-        format_spec,
         load_policy,
-        parse_spec,
         register_model_source,
         resolve_scheme,
         scheme_policy,
     )
     from .streams import KeyedStream, derive_key
+    from .syntax import SpecError, canonical_name, format_spec, parse_spec
     from .zoo import ModelError
 
 __version__ = "0.1.0"
@@ -107,7 +104,7 @@ _EXPORTS: dict[str, str] = {
     "MaterializeError": ".materialize",
     "materialize": ".materialize",
     "meta_build": ".materialize",
-    "canonical_name": ".names",
+    "canonical_name": ".syntax",
     "UnmatchedParametersError": ".plan",
     "plan": ".plan",
     "ParamInfo": ".policy",
@@ -129,11 +126,11 @@ _EXPORTS: dict[str, str] = {
     "list_schemes": ".schemes",
     "register_scheme": ".schemes",
     "scheme_class": ".schemes",
-    "SpecError": ".specs",
+    "SpecError": ".syntax",
     "build_model": ".specs",
-    "format_spec": ".specs",
+    "format_spec": ".syntax",
     "load_policy": ".specs",
-    "parse_spec": ".specs",
+    "parse_spec": ".syntax",
     "register_model_source": ".specs",
     "resolve_scheme": ".specs",
     "scheme_policy": ".specs",

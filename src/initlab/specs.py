@@ -1,7 +1,8 @@
 """The one grammar: strings -> schemes, policies and models.
 
 Every string a user types for a scheme, a policy or a model (in Python, on the command line,
-in a policy file, as a lab entry) is read here, in the form ``name:key=value,key=value``::
+in a policy file, as a lab entry) is resolved here. Its written form, ``name:key=value,...``,
+is split by :mod:`initlab.syntax` (which the lower layers, e.g. a rule's scheme, use too)::
 
     "mlp"                             -> ("mlp", {})
     "mlp:widths=512-256,dropout=0.1"  -> ("mlp", {"widths": "512-256", "dropout": 0.1})
@@ -14,7 +15,7 @@ The value of the ``path`` key always stays a string. A first item without ``=`` 
 positional ``path``; when nothing after the colon contains ``=``, all of it is the path (so a
 path may contain commas). Keys are Python identifiers; whitespace around items is ignored.
 Names are compared case-insensitively with ``-`` and ``_`` interchangeable and shown with
-underscores (:func:`initlab.names.canonical_name`).
+underscores (:func:`initlab.syntax.canonical_name`).
 
 What a string means:
 
@@ -35,181 +36,29 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from .names import canonical_name
 from .policy.files import FORMATS, read_policy_file
 from .policy.policy import Policy
 from .policy.presets import DEPRECATED_PRESETS, get_preset, list_presets
 from .policy.rules import PolicyError, Rule, as_scheme, did_you_mean
 from .refs import RefError, is_file_ref, load_ref
 from .schemes import Scheme, aliases, list_schemes
+from .syntax import SpecError, canonical_name, format_spec, parse_spec
 from .zoo import MODELS, ModelError, build_zoo_model
 
 __all__ = [
-    "SpecError",
     "build_model",
-    "format_spec",
     "load_policy",
     "model_sources",
-    "parse_spec",
-    "parse_value",
     "register_model_source",
     "resolve_scheme",
     "scheme_policy",
 ]
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class SpecError(ValueError):
-    """A spec string that does not follow ``name:key=value,...`` (message names the spec)."""
-
-
-# -- the grammar ---------------------------------------------------------------------------
-def parse_value(text: str) -> Any:
-    """``text`` as int, float, bool (``true``/``false``), None (``none``/``null``) or else str.
-
-    Example:
-        >>> parse_value("256"), parse_value("1e-3"), parse_value("True"), parse_value("relu")
-        (256, 0.001, True, 'relu')
-    """
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    return text
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``"name:key=value,..."`` into ``(name, {key: parsed value})``.
-
-    Args:
-        spec: the spec string.
-
-    Returns:
-        The name as written and the parsed options.
-
-    Raises:
-        SpecError: empty name, an item without ``=`` after the first, an empty or invalid key,
-            a repeated key or an empty item.
-
-    Example:
-        >>> parse_spec("kaiming_normal:mode=fan_out,a=0.1")
-        ('kaiming_normal', {'mode': 'fan_out', 'a': 0.1})
-    """
-    if not isinstance(spec, str):
-        raise SpecError(f"spec must be a string like 'name:key=value', got {spec!r}")
-    name, colon, rest = spec.partition(":")
-    name = name.strip()
-    if not name:
-        raise SpecError(f"spec {spec!r}: missing name before ':' (write 'name:key=value,...')")
-    if not _NAME.fullmatch(name):
-        raise SpecError(f"spec {spec!r}: invalid name {name!r}")
-    kwargs: dict[str, Any] = {}
-    if not colon:
-        return name, kwargs
-    if not rest.strip():
-        raise SpecError(f"spec {spec!r}: nothing after ':' (drop the ':' or add key=value)")
-    if "=" not in rest:
-        return name, {"path": rest.strip()}
-    for i, raw in enumerate(rest.split(",")):
-        item = raw.strip()
-        if not item:
-            raise SpecError(f"spec {spec!r}: empty item (stray ',')")
-        key, eq, value = item.partition("=")
-        if not eq:
-            if i == 0:
-                kwargs["path"] = item
-                continue
-            raise SpecError(
-                f"spec {spec!r}: item {item!r} is not key=value "
-                "(only the first item may be a bare path)"
-            )
-        key, value = key.strip(), value.strip()
-        if not _KEY.fullmatch(key):
-            raise SpecError(f"spec {spec!r}: invalid key {key!r} in item {item!r}")
-        if key in kwargs:
-            raise SpecError(f"spec {spec!r}: key {key!r} given twice")
-        kwargs[key] = value if key == "path" else parse_value(value)
-    return name, kwargs
-
-
-def _format_value(spec_name: str, key: str, value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        if key != "path" and not isinstance(parse_value(value), str):
-            raise SpecError(
-                f"spec {spec_name!r}: string value {value!r} of {key!r} would read back as "
-                f"{type(parse_value(value)).__name__}"
-            )
-        return value
-    raise SpecError(
-        f"spec {spec_name!r}: value of {key!r} must be int, float, bool, None or str, "
-        f"got {type(value).__name__}"
-    )
-
-
-def format_spec(name: str, kwargs: Mapping[str, Any] | None = None) -> str:
-    """The canonical spec string for ``name`` and ``kwargs``; :func:`parse_spec` reads it back.
-
-    ``path`` comes first (bare), then the other keys in sorted order, so equal options always
-    give the same string (run ids depend on it).
-
-    Args:
-        name: the name, written as given.
-        kwargs: the options.
-
-    Returns:
-        The spec string.
-
-    Raises:
-        SpecError: a name, key or value that cannot be written so that it reads back equal
-            (a value holding ``,`` or ``=``, a string that would parse as a number, ...).
-
-    Example:
-        >>> format_spec("mlp", {"widths": "64-32", "dropout": 0.1})
-        'mlp:dropout=0.1,widths=64-32'
-    """
-    if not _NAME.fullmatch(name or ""):
-        raise SpecError(f"invalid spec name {name!r}")
-    kwargs = dict(kwargs or {})
-    if not kwargs:
-        return name
-    items: list[str] = []
-    path = kwargs.pop("path", None)
-    if path is not None:
-        path = str(path)
-        if "=" in path or (kwargs and "," in path) or path != path.strip() or not path:
-            raise SpecError(f"spec {name!r}: path {path!r} cannot be written in a spec")
-        items.append(path)
-    for key in sorted(kwargs):
-        if not _KEY.fullmatch(key):
-            raise SpecError(f"spec {name!r}: invalid key {key!r}")
-        text = _format_value(name, key, kwargs[key])
-        if "," in text or "=" in text or text != text.strip() or not text:
-            raise SpecError(f"spec {name!r}: value {text!r} of {key!r} cannot be written in a spec")
-        items.append(f"{key}={text}")
-    return f"{name}:{','.join(items)}"
 
 
 # -- schemes and policies ------------------------------------------------------------------
@@ -227,22 +76,13 @@ def resolve_scheme(spec: str | Scheme | Mapping[str, Any]) -> Scheme:
         The scheme.
 
     Raises:
-        SpecError: a malformed spec or a bare value after ``:``.
-        PolicyError: an unknown scheme or parameter, or an invalid value.
+        PolicyError: a malformed spec, an unknown scheme or parameter, or an invalid value.
 
     Example:
         >>> resolve_scheme("Kaiming-Normal:nonlinearity=relu").to_config()["nonlinearity"]
         'relu'
     """
-    if not isinstance(spec, str):
-        return as_scheme(spec)
-    name, params = parse_spec(spec)
-    if "path" in params:
-        raise SpecError(
-            f"scheme {spec!r}: parameters are key=value (e.g. 'normal:std=0.02'), "
-            f"got {params['path']!r}"
-        )
-    return as_scheme({"name": canonical_name(name), **params})
+    return as_scheme(spec)
 
 
 def scheme_policy(scheme: str | Scheme | Mapping[str, Any]) -> Policy:

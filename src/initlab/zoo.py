@@ -42,7 +42,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .names import canonical_name
+from .syntax import canonical_name
 
 __all__ = [
     "ACTIVATIONS",

@@ -31,7 +31,7 @@ Data-dependent LSUV (Mishkin & Matas 2016)
     seed only; LSUV is an explicit second phase, recorded in the entry's config.
 
 Names are matched case-insensitively with ``-`` and ``_`` interchangeable
-(:func:`initlab.names.canonical_name`) and labelled with underscores. Unknown names raise
+(:func:`initlab.syntax.canonical_name`) and labelled with underscores. Unknown names raise
 :class:`EntryError` listing what is valid.
 """
 
@@ -43,12 +43,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..names import canonical_name
 from ..policy import DEPRECATED_PRESETS, Policy, PolicyError, Rule, get_preset, list_presets
 from ..policy.files import FORMATS
 from ..policy.presets import NORMS
 from ..schemes import aliases, list_schemes
-from ..specs import SpecError, format_spec, load_policy, parse_spec, resolve_scheme
+from ..specs import load_policy, resolve_scheme
+from ..syntax import SpecError, canonical_name, format_spec, parse_spec
 
 __all__ = [
     "DEFAULT_ENTRIES",

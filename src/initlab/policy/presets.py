@@ -1,7 +1,7 @@
 """Ready-made policies, shipped by name: ``get_preset("gpt2", n_layers=12)``.
 
 Names are written lower case with underscores (``torch_default``); hyphens are accepted too
-(:func:`initlab.names.canonical_name`). The spec ``"gpt2:n_layers=12"`` is read by
+(:func:`initlab.syntax.canonical_name`). The spec ``"gpt2:n_layers=12"`` is read by
 :func:`initlab.specs.load_policy`. Every preset leaves unmatched parameters alone
 (``unmatched="leave"``) and has a name and a description. Module types are written as
 strings (``"torch.nn.Linear"``, the family bases ``torch.nn.modules.conv._ConvNd`` for every
@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ..names import canonical_name
+from ..syntax import canonical_name
 from .policy import Policy
 from .rules import PolicyError, Rule, at, compile_pattern, did_you_mean
 
@@ -70,7 +70,7 @@ def register_preset(name: str, source: str = "-") -> Callable[[PresetFn], Preset
     """Decorator registering a function ``(**kwargs) -> Policy`` as preset ``name``.
 
     Args:
-        name: the preset's name (stored as :func:`~initlab.names.canonical_name` gives it).
+        name: the preset's name (stored as :func:`~initlab.syntax.canonical_name` gives it).
         source: where the recipe comes from (a paper, a library's code), for listings.
 
     Returns:

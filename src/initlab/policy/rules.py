@@ -37,6 +37,7 @@ from torch import nn
 
 from ..schemes.base import Scheme, get_scheme, list_schemes, resolve_name, scheme_class
 from ..schemes.base import aliases as scheme_aliases
+from ..syntax import SpecError, parse_spec
 
 __all__ = [
     "ParamInfo",
@@ -190,14 +191,25 @@ def _module_spec(value: Any) -> tuple[str, ...]:
 
 # -- schemes -------------------------------------------------------------------------------
 def as_scheme(value: Any) -> Scheme:
-    """A Scheme from a Scheme, a registered name or a config mapping (``{"name": ..., ...}``).
+    """A Scheme from a Scheme, a spec string or a config mapping (``{"name": ..., ...}``).
+
+    A spec string is a name with optional parameters, ``"kaiming_normal:mode=fan_out"``
+    (:func:`initlab.syntax.parse_spec`).
 
     Raises PolicyError, with the path of the offending parameter when there is one.
     """
     if isinstance(value, Scheme):
         return value
     if isinstance(value, str):
-        name, params = value, {}
+        try:
+            name, params = parse_spec(value)
+        except SpecError as e:
+            raise PolicyError(str(e)) from None
+        if "path" in params:
+            raise PolicyError(
+                f"scheme {value!r}: parameters are key=value (e.g. 'normal:std=0.02'), "
+                f"got {params['path']!r}"
+            )
     elif isinstance(value, Mapping):
         params = dict(value)
         if "name" not in params:
@@ -212,13 +224,6 @@ def as_scheme(value: Any) -> Scheme:
         )
     if not isinstance(name, str):
         raise PolicyError(f"scheme name must be a string, got {name!r}", "name")
-    if ":" in name:
-        base = name.partition(":")[0]
-        raise PolicyError(
-            f"scheme {name!r}: in a rule, write parameters as a mapping "
-            f"({{name: {base}, ...}}) or use params: (a 'name:key=value' spec is read by "
-            "initlab.load_policy and initlab.resolve_scheme)"
-        )
     try:
         cls = scheme_class(name)
     except KeyError:

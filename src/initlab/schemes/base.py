@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from ..fans import Fans, fans_from_shape
-from ..names import canonical_name
 from ..rng import RandomSource, as_source
+from ..syntax import canonical_name
 
 _REGISTRY: dict[str, type[Scheme]] = {}
 _ALIASES: dict[str, str] = {}

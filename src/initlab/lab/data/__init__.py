@@ -3,7 +3,7 @@
 ``load_dataset(spec)`` returns a :class:`Dataset` of float32 inputs and int64 labels, split into
 train and validation, with inputs standardised by statistics of the training split only.
 
-Specs (``name:key=value,...``, see :mod:`initlab.specs`):
+Specs (``name:key=value,...``, see :mod:`initlab.syntax`):
 
 ``digits`` (default)
     scikit-learn's bundled 8x8 digits (1,797 images, 10 classes). The train/validation split
@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...specs import SpecError, parse_spec
+from ...syntax import SpecError, parse_spec
 from .cifar import _cifar10
 from .core import Dataset, DatasetError
 from .idx import _idx

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...specs import format_spec
+from ...syntax import format_spec
 from .core import (
     Dataset,
     DatasetError,
