@@ -89,7 +89,7 @@ def data_option(**kwargs: Any) -> Callable[[F], F]:
     """``-d/--data``: a data set spec."""
     kwargs.setdefault(
         "help",
-        "digits, synthetic[:n=2000,dim=32,classes=4], mnist:PATH, fashion-mnist:PATH, "
+        "digits, synthetic[:n=2000,dim=32,classes=4], mnist:PATH, fashion_mnist:PATH, "
         "cifar10:PATH (local files; nothing is downloaded).",
     )
     return click.option("-d", "--data", "data", **kwargs)

@@ -31,7 +31,7 @@ _IDX_FILES = {
     "val_images": "t10k-images-idx3-ubyte",
     "val_labels": "t10k-labels-idx1-ubyte",
 }
-_IDX_HOME = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FashionMNIST", "Fashion-MNIST")}
+_IDX_HOME = {"mnist": ("MNIST", "MNIST"), "fashion_mnist": ("FashionMNIST", "Fashion-MNIST")}
 
 
 def _folder(name: str, opts: dict[str, Any], what: str) -> Path:
