@@ -179,3 +179,18 @@ def test_os_errors_are_one_line_and_debug_shows_the_traceback(tmp_path: Path) ->
     assert res.stderr.count("\n") == 1
     res = _python(f"from initlab.cli import main\nmain(['--debug', 'report', {str(folder)!r}])")
     assert res.returncode == 1 and "Traceback (most recent call last)" in res.stderr
+
+
+def test_compare_old_flags_still_work_with_a_warning(tmp_path: Path) -> None:
+    args = ["compare", "-m", "mlp:widths=4", "--dataset", "synthetic:n=60,dim=4,classes=2",
+            "-s", "zeros", "--seeds", "1", "--epochs", "1", "--sequential", "--json",
+            "-o", str(tmp_path / "c")]  # fmt: skip
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert sorted(x for x in lines if x.startswith("initlab: warning: option")) == [
+        "initlab: warning: option --dataset is deprecated; use --data",
+        "initlab: warning: option -s is deprecated; use --policy",
+    ]
+    data = json.loads("\n".join(x for x in lines if not x.startswith("initlab: ")))
+    assert [s["entry"] for s in data["stats"]] == ["zeros"]

@@ -216,9 +216,9 @@ def test_docstring_examples_run() -> None:
     """The Examples of the new modules (in a subprocess: one registers a preset)."""
     code = (
         "import doctest, sys, initlab.specs, initlab.syntax, initlab.refs, initlab.zoo, "
-        "initlab.policy.presets, initlab.policy.files\n"
+        "initlab.policy.presets, initlab.policy.files, initlab.cli.options\n"
         "mods = [initlab.specs, initlab.syntax, initlab.refs, initlab.zoo, "
-        "initlab.policy.presets, initlab.policy.files]\n"
+        "initlab.policy.presets, initlab.policy.files, initlab.cli.options]\n"
         "r = [doctest.testmod(m) for m in mods]\n"
         "sys.exit(sum(x.failed for x in r) or not all(x.attempted for x in r))\n"
     )
