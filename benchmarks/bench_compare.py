@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-from initlab.lab import build_model, load_dataset
+from initlab import build_model
+from initlab.lab import load_dataset
 from initlab.lab.comparison import DEFAULTS
 from initlab.lab.entries import resolve_entries
 from initlab.lab.results import versions

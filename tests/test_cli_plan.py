@@ -56,7 +56,8 @@ def test_one_clear_line_errors(tmp_path):
     ]
     for args, msg in cases:
         res = run("plan", *args)
-        assert res.exit_code == 1, (args, res.output)
+        assert res.exit_code == 2, (args, res.output)
+        assert res.output.startswith("initlab: error: "), res.output
         assert msg in res.output, (args, res.output)
         assert res.output.strip().count("\n") == 0, res.output  # one line
 
@@ -67,17 +68,17 @@ def test_bad_policy_file_and_strict(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("rules:\n  - scheme: kaiming_normal\n    modul: Linear\n")
     res = run("plan", f"{f}:small", "--policy", str(bad))
-    assert res.exit_code == 1 and "rules[0]" in res.output and "module" in res.output
+    assert res.exit_code == 2 and "rules[0]" in res.output and "module" in res.output
     broken = tmp_path / "q.json"
     broken.write_text("{ not json")
     res = run("plan", f"{f}:small", "--policy", str(broken))
-    assert res.exit_code == 1 and "q.json" in res.output
+    assert res.exit_code == 2 and "q.json" in res.output
     only_w = tmp_path / "w.yaml"
     only_w.write_text("rules:\n  - param: weight\n    scheme: xavier_uniform\n")
     res = run(
         "init", f"{f}:small", "--policy", str(only_w), "--strict", "--out", str(tmp_path / "x.pt")
     )
-    assert res.exit_code == 1 and "0.bias, 2.bias" in res.output
+    assert res.exit_code == 2 and "0.bias, 2.bias" in res.output
     assert res.output.strip().count("\n") == 0
     assert not (tmp_path / "x.pt").exists()
 

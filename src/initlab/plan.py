@@ -17,10 +17,11 @@ from torch.nn.parameter import is_lazy
 
 from .fans import Fans
 from .layers import claims_child, compute_fans
-from .policy import ParamInfo, Policy, PolicyError, load_policy
+from .policy import ParamInfo, Policy, PolicyError
 from .policy.rules import compile_pattern, pattern_matches
 from .report import InitReport, ParamRow
 from .schemes import Scheme
+from .specs import load_policy
 
 PolicyLike = Policy | str | dict[str, Any]
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
+from ..specs import build_model
 from . import distributed as dist_
 from .data import Dataset, load_dataset
 from .entries import Entry, resolve_entries
-from .models import build_model
 from .reporting import write_report
 from .results import (
     RunResult,
@@ -198,7 +198,7 @@ def compare(
         notify: receives one-line notices (default: stderr).
 
     Raises:
-        EntryError, ModelError, FactoryError, DatasetError, ValueError: bad inputs, before
+        EntryError, ModelError, RefError, DatasetError, ValueError: bad inputs, before
             any training.
     """
     notify = notify or (lambda msg: print(msg, file=sys.stderr, flush=True))

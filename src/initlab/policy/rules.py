@@ -37,6 +37,7 @@ from torch import nn
 
 from ..schemes.base import Scheme, get_scheme, list_schemes, resolve_name, scheme_class
 from ..schemes.base import aliases as scheme_aliases
+from ..syntax import SpecError, parse_spec
 
 __all__ = [
     "ParamInfo",
@@ -52,10 +53,13 @@ __all__ = [
 class PolicyError(ValueError):
     """An invalid policy, rule or policy file.
 
+    Its text is one line, ``"<file>, line <n>: <key path>: <message>"`` (each part when known).
+
     Attributes:
         message: what is wrong and how to fix it.
         path: where, as a key path (``"rules[2].scheme"``), or None for the whole policy.
         file: the policy file, when the policy came from one.
+        line: the line of the file (1-based), when known.
 
     Example:
         >>> try:
@@ -65,18 +69,25 @@ class PolicyError(ValueError):
         ndim | ndim: expected an int or list of ints, got 'x'
     """
 
-    def __init__(self, message: str, path: str | None = None, file: str | None = None) -> None:
-        self.message, self.path, self.file = message, path or None, file
-        super().__init__(": ".join(p for p in (file, path, message) if p))
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.message, self.path, self.file, self.line = message, path or None, file, line
+        where = f"{file}, line {line}" if file and line else file or (line and f"line {line}")
+        super().__init__(": ".join(p for p in (where, path, message) if p))
 
     def within(self, prefix: str) -> PolicyError:
         """The same error with ``prefix`` before its path (``"rules[2]"`` + ``"ndim"``)."""
         sep = "" if not self.path or self.path.startswith("[") else "."
-        return PolicyError(self.message, f"{prefix}{sep}{self.path or ''}", self.file)
+        return PolicyError(self.message, f"{prefix}{sep}{self.path or ''}", self.file, self.line)
 
-    def in_file(self, file: str) -> PolicyError:
-        """The same error, naming the policy file it came from."""
-        return PolicyError(self.message, self.path, file)
+    def in_file(self, file: str, line: int | None = None) -> PolicyError:
+        """The same error located in ``file`` (at ``line``, or the line it already has)."""
+        return PolicyError(self.message, self.path, file, line or self.line)
 
 
 @contextlib.contextmanager
@@ -262,7 +273,10 @@ def _module_spec(value: Any) -> tuple[str, ...]:
 
 # -- schemes -------------------------------------------------------------------------------
 def as_scheme(value: Any) -> Scheme:
-    """A Scheme from a Scheme, a registered name or a config mapping (``{"name": ..., ...}``).
+    """A Scheme from a Scheme, a spec string or a config mapping (``{"name": ..., ...}``).
+
+    A spec string is a name with optional parameters, ``"kaiming_normal:mode=fan_out"``
+    (:func:`initlab.syntax.parse_spec`).
 
     Raises PolicyError, with the path of the offending parameter when there is one.
 
@@ -283,7 +297,15 @@ def as_scheme(value: Any) -> Scheme:
     if isinstance(value, Scheme):
         return value
     if isinstance(value, str):
-        name, params = value, {}
+        try:
+            name, params = parse_spec(value)
+        except SpecError as e:
+            raise PolicyError(str(e)) from None
+        if "path" in params:
+            raise PolicyError(
+                f"scheme {value!r}: parameters are key=value (e.g. 'normal:std=0.02'), "
+                f"got {params['path']!r}"
+            )
     elif isinstance(value, Mapping):
         params = dict(value)
         if "name" not in params:
@@ -306,13 +328,19 @@ def as_scheme(value: Any) -> Scheme:
             f"unknown scheme {name!r}{did_you_mean(resolve_name(name), known)}; "
             f"known schemes: {', '.join(known)}"
         ) from None
-    fields = [f.name for f in dataclasses.fields(cls)]
-    for key in params:
+    fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for key, v in params.items():
         if key not in fields:
             raise PolicyError(
-                f"unknown parameter {key!r} for scheme {cls.name!r}{did_you_mean(key, fields)}; "
+                f"unknown parameter {key!r} for scheme {cls.name!r}"
+                f"{did_you_mean(key, list(fields))}; "
                 f"its parameters are: {', '.join(fields) or '(none)'}",
                 str(key),
+            )
+        numeric = "float" in fields[key] or "int" in fields[key]
+        if isinstance(v, bool) and numeric and "bool" not in fields[key]:
+            raise PolicyError(
+                f"must be a number, got {v!r} (a bool is not a number; write e.g. 1.0)", str(key)
             )
     try:
         return get_scheme({"name": name, **params})

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..fans import Block, Fans, fans_from_shape
 from ..rng import RandomSource, as_source
+from ..syntax import canonical_name
 
 _REGISTRY: dict[str, type[Scheme]] = {}
 _ALIASES: dict[str, str] = {}
@@ -394,7 +395,7 @@ def resolve_name(name: str) -> str:
         >>> resolve_name(" He-Normal ")
         'kaiming_normal'
     """
-    key = name.strip().lower().replace("-", "_")
+    key = canonical_name(name)
     return _ALIASES.get(key, key)
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..factory import load_factory  # FactoryError is a ValueError naming what failed
 from ..fans import Fans
+from ..refs import load_ref
 from ..rng import RandomSource, TorchSource
 from .base import Scheme, register_scheme
 
@@ -38,7 +38,10 @@ def _qualified_name(fn: Callable[..., Any]) -> str | None:
 def _import_fn(path: str) -> Callable[..., Any]:
     if ":" not in path:
         raise ValueError(f"custom: fn must be given as 'package.module:function', got {path!r}")
-    return load_factory(path)
+    fn = load_ref(path)  # RefError is a ValueError naming what failed
+    if not callable(fn):
+        raise ValueError(f"custom: {path!r} is not callable")
+    return fn
 
 
 @register_scheme
