@@ -64,7 +64,7 @@ class ModelError(ValueError):
     """An unknown model, an unknown or invalid option, or an input shape a model cannot take.
 
     Example:
-        >>> build_model("nosuch", (8,), 3)
+        >>> build_zoo_model("nosuch", (8,), 3)
         Traceback (most recent call last):
         ...
         initlab.zoo.ModelError: unknown model 'nosuch'; built-ins: mlp, cnn, ...
