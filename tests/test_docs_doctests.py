@@ -56,7 +56,7 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.lab.data": ("load_dataset",),
     "initlab.lab.data.core": ("Dataset", "DatasetError"),
     "initlab.lab.entries": ("Entry", "EntryError", "resolve_entry"),
-    "initlab.lab.models": ("ModelError", "build_model", "make_activation"),
+    "initlab.zoo": ("ModelError", "build_zoo_model", "make_activation"),
 }
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
