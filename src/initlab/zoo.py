@@ -67,7 +67,7 @@ class ModelError(ValueError):
         >>> build_zoo_model("nosuch", (8,), 3)
         Traceback (most recent call last):
         ...
-        initlab.zoo.ModelError: unknown model 'nosuch'; built-ins: mlp, cnn, ...
+        initlab.zoo.ModelError: unknown model 'nosuch'; built-ins: mlp, cnn, deep, resmlp
     """
 
 
