@@ -51,7 +51,7 @@ def test_help_and_version_import_neither_torch_nor_matplotlib(flag: str) -> None
 def test_import_initlab_is_lazy_and_complete() -> None:
     res = _python(
         "import sys, initlab\nassert 'torch' not in sys.modules\n"
-        "import initlab.plan, initlab.gain, initlab.materialize\n"
+        "import initlab.plan, initlab.gain, initlab.execute.meta\n"
         "assert all(callable(f) for f in (initlab.plan, initlab.gain, initlab.materialize))\n"
         "assert all(getattr(initlab, n) is not None for n in initlab.__all__)\n"
         "assert initlab.init.__name__ == 'initlab.init' and 'Policy' in dir(initlab)\n"
