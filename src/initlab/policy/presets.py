@@ -77,12 +77,14 @@ def register_preset(name: str, source: str = "-") -> Callable[[PresetFn], Preset
         The decorator; it returns the function unchanged.
 
     Example:
+        >>> from initlab.policy import Policy, Rule
         >>> @register_preset("all_zeros", source="-")
-        ... def all_zeros() -> Policy:
+        ... def all_zeros():
         ...     '''Every parameter 0.'''
         ...     return Policy(rules=(Rule("zeros"),), name="all_zeros")
         >>> get_preset("all-zeros").rules[0].scheme.name
         'zeros'
+        >>> _ = _PRESETS.pop("all_zeros"), _SOURCES.pop("all_zeros")  # keep the registry clean
     """
 
     def deco(fn: PresetFn) -> PresetFn:
