@@ -35,7 +35,8 @@ from pathlib import Path
 
 import torch
 
-from initlab.lab import build_model, load_dataset
+from initlab import build_model
+from initlab.lab import load_dataset
 from initlab.lab.entries import resolve_entries
 from initlab.lab.experiment import DEFAULTS
 from initlab.lab.results import versions

@@ -85,7 +85,7 @@ def param_bytes(model: nn.Module) -> int:
 
 def build(case: str) -> nn.Module:
     import initlab
-    from initlab.materialize import materialize
+    from initlab.execute import materialize
 
     if case == "eager":
         return GPT()
@@ -203,7 +203,7 @@ def _breakdown() -> dict[str, float]:
     import cProfile
     import pstats
 
-    from initlab.materialize import materialize, meta_build
+    from initlab.execute import materialize, meta_build
 
     with meta_build():
         model = GPT()

@@ -5,7 +5,7 @@
 
 Each rank builds the GPT-like model of ``bench_materialize`` on the meta device, applies
 ``fully_shard`` to every block and to the root (parameters become DTensors with Shard(0)),
-then times ``initlab.distributed.initialize_sharded`` (allocate the local shards, fill them
+then times ``initlab.initialize_sharded`` (allocate the local shards, fill them
 from global indices, no communication). Every rank uses ``cpu_count // world`` stream
 threads. Afterwards the shards are gathered (``full_tensor()``) and rank 0 compares them bit
 for bit with a single-process eager build + ``initialize``. The numbers are measured in one
@@ -38,7 +38,7 @@ def worker(rank: int, world: int, store: str, cfg: dict[str, int], out: str) -> 
     from torch.distributed.fsdp import fully_shard
 
     import initlab
-    from initlab.distributed import initialize_sharded
+    from initlab import initialize_sharded
     from initlab.streams import set_num_threads
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)

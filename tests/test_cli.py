@@ -54,7 +54,7 @@ def test_fans_bad_expression_is_one_clear_error():
     res = run("fans", "torch.zeros(3)")
     assert res.exit_code == 2 and "not an nn.Module" in res.output
     res = run("fans", "nn.Linear(3, 4)", "wieght")
-    assert res.exit_code == 1 and "weight" in res.output
+    assert res.exit_code == 2 and "weight" in res.output
 
 
 def test_gain_command():
@@ -63,4 +63,4 @@ def test_gain_command():
     res = run("gain", "leaky_relu", "--param", "0.2")
     assert "1.386750491" in res.output  # sqrt(2 / 1.04)
     res = run("gain", "nope")
-    assert res.exit_code == 1 and "relu" in res.output
+    assert res.exit_code == 2 and "relu" in res.output

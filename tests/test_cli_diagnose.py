@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from click.testing import CliRunner
 
@@ -12,9 +13,9 @@ from initlab.cli import main
 def test_diagnose_deep_relu_table_plots_json(tmp_path):
     out, js = tmp_path / "out", tmp_path / "rec.json"
     res = CliRunner().invoke(main, [
-        "diagnose", "--model", "deep:depth=20,width=64", "--dataset", "synthetic:n=400,dim=16",
-        "--schemes", "xavier,kaiming", "--schemes", "lsuv", "--batch", "128",
-        "--out", str(out), "--json", str(js),
+        "diagnose", "-m", "deep:depth=20,width=64", "-d", "synthetic:n=400,dim=16",
+        "-p", "xavier,kaiming", "--policy", "lsuv", "--batch-size", "128",
+        "-o", str(out), "--json-out", str(js),
     ])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "xavier" in res.output and "vanishing" in res.output
@@ -28,10 +29,46 @@ def test_diagnose_deep_relu_table_plots_json(tmp_path):
 
 def test_diagnose_bad_inputs_are_one_line():
     for args, msg in [
-        (["--schemes", "kaimin"], "unknown entry"),
-        (["--dataset", "mnist:/nonexistent"], "mnist"),
+        (["--policy", "kaimin"], "unknown entry"),
+        (["--data", "mnist:/nonexistent"], "mnist"),
         (["--model", "nope"], "nope"),
     ]:
         res = CliRunner().invoke(main, ["diagnose", *args])
-        assert res.exit_code == 1 and msg in res.output, res.output
+        assert res.exit_code == 2 and msg in res.output, res.output
+        assert res.output.startswith("initlab: error: ")
         assert res.output.strip().count("\n") == 0
+
+
+def test_diagnose_json_on_stdout_and_old_flags_still_work(tmp_path):
+    args = ["diagnose", "--model", "deep:depth=3,width=16", "--dataset", "synthetic:n=200,dim=8",
+            "--schemes", "kaiming", "--batch", "64", "-o", str(tmp_path), "--json"]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    warnings = [x for x in res.output.splitlines() if x.startswith("initlab: warning: ")]
+    assert sorted(warnings) == [
+        "initlab: warning: option --batch is deprecated; use --batch-size",
+        "initlab: warning: option --dataset is deprecated; use --data",
+        "initlab: warning: option --schemes is deprecated; use --policy",
+    ]
+    data = json.loads("\n".join(x for x in res.output.splitlines() if not x.startswith("initlab:")))
+    assert list(data["diagnoses"]) == ["kaiming"]
+    assert len(data["rows"]) >= 4  # 3 hidden layers + head, one row per layer
+    res = CliRunner().invoke(main, ["diagnose", "--batch", "8", "--batch-size", "8"])
+    assert res.exit_code == 2 and "--batch and its new name were both given" in res.output
+
+
+def test_diagnose_checks_out_before_any_work(tmp_path):
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    for args, msg in [
+        (["--out", "/proc/initlab-x"], "--out /proc/initlab-x: cannot write there"),
+        (["--out", str(a_file)], "Invalid value for '-o' / '--out'"),
+        (["--json-out", str(tmp_path)], "Invalid value for '--json-out'"),
+        (["--json-out", "/proc/initlab-x/r.json"], "--json-out /proc/initlab-x: cannot write"),
+    ]:
+        start = time.perf_counter()
+        res = CliRunner().invoke(main, ["diagnose", *args])
+        assert time.perf_counter() - start < 2.0  # before the data set, model and diagnosis
+        assert res.exit_code == 2 and res.output.startswith(f"initlab: error: {msg}"), res.output
+        assert res.output.strip().count("\n") == 0
+    assert not (tmp_path / "initlab-out").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 from click.testing import CliRunner
@@ -55,7 +56,8 @@ def test_one_clear_line_errors(tmp_path):
     ]
     for args, msg in cases:
         res = run("plan", *args)
-        assert res.exit_code == 1, (args, res.output)
+        assert res.exit_code == 2, (args, res.output)
+        assert res.output.startswith("initlab: error: "), res.output
         assert msg in res.output, (args, res.output)
         assert res.output.strip().count("\n") == 0, res.output  # one line
 
@@ -66,16 +68,66 @@ def test_bad_policy_file_and_strict(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("rules:\n  - scheme: kaiming_normal\n    modul: Linear\n")
     res = run("plan", f"{f}:small", "--policy", str(bad))
-    assert res.exit_code == 1 and "rules[0]" in res.output and "module" in res.output
+    assert res.exit_code == 2 and "rules[0]" in res.output and "module" in res.output
     broken = tmp_path / "q.json"
     broken.write_text("{ not json")
     res = run("plan", f"{f}:small", "--policy", str(broken))
-    assert res.exit_code == 1 and "q.json" in res.output
+    assert res.exit_code == 2 and "q.json" in res.output
     only_w = tmp_path / "w.yaml"
     only_w.write_text("rules:\n  - param: weight\n    scheme: xavier_uniform\n")
     res = run(
         "init", f"{f}:small", "--policy", str(only_w), "--strict", "--out", str(tmp_path / "x.pt")
     )
-    assert res.exit_code == 1 and "0.bias, 2.bias" in res.output
+    assert res.exit_code == 2 and "0.bias, 2.bias" in res.output
     assert res.output.strip().count("\n") == 0
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path):
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    out = tmp_path / "state.pt"
+    out.write_bytes(b"precious")
+    args = ("init", f"{f}:small", "--policy", "xavier", "--out", str(out))
+    res = run(*args)
+    assert res.exit_code != 0
+    assert f"--out {str(out)!r} exists; pass --force to replace it" in res.output
+    assert out.read_bytes() == b"precious"
+    res = run(*args, "--force")
+    assert res.exit_code == 0, res.output
+    assert torch.load(out)["0.weight"].shape == (8, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "state.pt"]  # no temp file
+
+
+def test_init_folder_refuses_a_full_folder_without_force_and_replaces_it_with(tmp_path):
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    args = ("init", f"{f}:small", "--policy", "xavier", "--out", f"{out}/")
+    res = run(*args)
+    assert res.exit_code != 0 and "exists and is not empty; pass --force" in res.output
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    res = run(*args, "--force")
+    assert res.exit_code == 0, res.output
+    assert "old.txt" not in {p.name for p in out.iterdir()}
+    assert (out / "model.safetensors.index.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "model.py"]  # nothing aside
+
+
+def test_init_pt_write_failure_leaves_no_file(tmp_path, monkeypatch):
+    """torch.save cut short (here: it raises after writing some bytes) leaves neither the
+    final file nor the temporary one."""
+    f = tmp_path / "model.py"
+    f.write_text(FACTORY)
+    out = tmp_path / "state.pt"
+
+    def broken_save(obj, path):  # type: ignore[no-untyped-def]
+        Path(path).write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    res = run("init", f"{f}:small", "--policy", "xavier", "--out", str(out))
+    assert res.exit_code != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]

@@ -17,12 +17,12 @@ from initlab import Policy, Rule
 from initlab.plan import UnmatchedParametersError
 
 PRESETS = [
-    "torch-default",
+    "torch_default",
     "kaiming",
     "xavier",
     "lecun",
-    "seeds-xavier-kaiming",
-    "seeds-orthogonal",
+    "linear_xavier_conv_kaiming",
+    "orthogonal_weights",
 ]
 
 
@@ -106,9 +106,9 @@ def test_values_do_not_depend_on_torch_thread_count():
 
 def test_idempotent():
     m = cnn()
-    initlab.initialize(m, "seeds-orthogonal", seed=2)
+    initlab.initialize(m, "orthogonal_weights", seed=2)
     first = state(m)
-    initlab.initialize(m, "seeds-orthogonal", seed=2)
+    initlab.initialize(m, "orthogonal_weights", seed=2)
     assert same(first, state(m))
 
 
@@ -264,7 +264,7 @@ def test_rng_torch_reproduces_torch_constructor_numbers():
     for p in m.parameters():
         nn.init.zeros_(p)
     torch.manual_seed(0)
-    initlab.initialize(m, "torch-default", rng="torch")
+    initlab.initialize(m, "torch_default", rng="torch")
     assert same(state(built), state(m))
 
 
@@ -291,8 +291,10 @@ def test_report_table_shows_block_overrides_literally():
         Rule({"name": "constant", "val": 1.0}, module="LSTM", param="bias_*", block="f"),
         Rule("zeros", param="*bias*"),
     ))  # fmt: skip
+    pol = Policy(rules=(*pol.rules, Rule("normal", param="[w]*", id="[w]")))
     text = str(initlab.initialize(m, pol, seed=0))
-    assert "[f] constant(val=1.0)" in text  # not swallowed as rich markup
+    assert "block f = 1 (override, rule[0])" in text  # an override reads as such
+    assert "[w]" in text  # a rule id in brackets is not swallowed as rich markup
 
 
 def test_readme_tour_runs():

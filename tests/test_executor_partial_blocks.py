@@ -10,9 +10,8 @@ from torch import nn
 
 import initlab
 from initlab import Policy, Rule
-from initlab.apply import regenerate
-from initlab.checkpoint import CheckpointError, write_checkpoint
-from initlab.materialize import MaterializeError
+from initlab.execute import MaterializeError, regenerate
+from initlab.execute.safetensors import CheckpointError, write_checkpoint
 from initlab.plan import UnmatchedParametersError
 
 

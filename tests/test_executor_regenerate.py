@@ -7,7 +7,7 @@ from torch import nn
 
 import initlab
 from initlab import Policy, Rule
-from initlab.apply import regenerate
+from initlab.execute import regenerate
 
 
 def _state(m: nn.Module) -> dict[str, torch.Tensor]:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from initlab.fans import Fans, compute_fans, explain_fans
-from initlab.fans.layers import GRU_GATES, LSTM_GATES
+from initlab.fans import Fans
+from initlab.layers import GRU_GATES, LSTM_GATES, compute_fans, explain_fans
 
 
 def torch_rule(p: torch.Tensor) -> tuple[int, int]:
@@ -233,7 +233,7 @@ def test_dotted_path_out_proj():
     assert f.rule == "linear" and fi_fo(f) == (8, 8)
     assert f.layer == "NonDynamicallyQuantizableLinear" and f.param == "weight"
     assert compute_fans(m, "out_proj.bias").attr("torch_init") == "zeros"
-    assert compute_fans(m.out_proj, "bias").attr("torch_init") is None
+    assert compute_fans(m.out_proj, "bias").attr("torch_init") == "uniform_fan_in"  # the Linear's
     seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     assert fi_fo(compute_fans(seq, "2.weight")) == (4, 2)
 

@@ -74,9 +74,11 @@ def test_entry_specs_schemes_presets_and_files(tmp_path: Path) -> None:
     w = _init(e.label)[0].weight  # fan_out = 300
     assert abs(float(w.std()) - math.sqrt(2 / 300)) < 0.003
     assert resolve_entry("gpt2:n_layers=2").label == "gpt2:n_layers=2"
-    assert resolve_entry("Seeds_Orthogonal").label == "seeds-orthogonal"
-    assert resolve_entry("orthogonal").policy.name == "seeds-orthogonal"
-    assert resolve_entry("torch_default").policy.name == "torch-default"
+    assert resolve_entry("Orthogonal-Weights").label == "orthogonal_weights"
+    with pytest.warns(DeprecationWarning, match="'orthogonal_weights'"):
+        assert resolve_entry("Seeds_Orthogonal").label == "orthogonal_weights"
+    assert resolve_entry("orthogonal").policy.name == "orthogonal_weights"
+    assert resolve_entry("torch_default").policy.name == "torch_default"
     policy = tmp_path / "mine.yaml"
     policy.write_text("name: mine\nrules:\n  - scheme: {name: normal, std: 0.01}\n    ndim: 2\n")
     entry = resolve_entry(str(policy))
@@ -236,8 +238,8 @@ def test_user_factory_from_a_file(tmp_path: Path) -> None:
 def test_cli_compare_json_and_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli"
-    args = ["compare", "--model", "mlp:widths=8", "--dataset", "synthetic:n=120,dim=4,classes=2",
-            "--schemes", "xavier", "--schemes", "uniform:a=-0.1,b=0.1", "--seeds", "0,3",
+    args = ["compare", "--model", "mlp:widths=8", "--data", "synthetic:n=120,dim=4,classes=2",
+            "--policy", "xavier", "-p", "uniform:a=-0.1,b=0.1", "--seeds", "0,3",
             "--epochs", "1", "--out", str(out), "--json", "--sequential"]  # fmt: skip
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -249,17 +251,17 @@ def test_cli_compare_json_and_errors(tmp_path: Path) -> None:
 
     missing = tmp_path / "nowhere"
     cases = {
-        str(missing): ["--dataset", f"mnist:{missing}"],
-        "unknown entry": ["--schemes", "kaimin"],
+        str(missing): ["--data", f"mnist:{missing}"],
+        "unknown entry": ["--policy", "kaimin"],
         "unknown model": ["--model", "transformer"],
     }
     for expected, extra in cases.items():
         result = runner.invoke(main, ["compare", "--out", str(tmp_path / "x"), *extra])
-        assert result.exit_code == 1, (extra, result.output)
-        assert result.output.startswith("Error: ") and expected in result.output
+        assert result.exit_code == 2, (extra, result.output)
+        assert result.output.startswith("initlab: error: ") and expected in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
     result = runner.invoke(main, ["report", str(tmp_path / "empty")])
-    assert result.exit_code == 1 and "runs.jsonl" in result.output
+    assert result.exit_code == 2 and "runs.jsonl" in result.output
 
 
 def test_lsuv_entries_and_propagation_at_init(tmp_path):

@@ -1,4 +1,4 @@
-"""initlab.lab.specs and initlab.lab.data: spec syntax, digits, synthetic, MNIST IDX, CIFAR-10."""
+"""initlab.lab.data and the spec grammar: digits, synthetic, MNIST IDX, CIFAR-10."""
 
 from __future__ import annotations
 
@@ -15,15 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.lab import (
-    DATASETS,
-    Dataset,
-    DatasetError,
-    SpecError,
-    format_spec,
-    load_dataset,
-    parse_spec,
-)
+from initlab.lab import DATASETS, Dataset, DatasetError, load_dataset
+from initlab.syntax import SpecError, format_spec, parse_spec
 
 # --------------------------------------------------------------------------- specs
 
@@ -100,7 +93,7 @@ def test_loader_errors() -> None:
         load_dataset("digits:split_seed=1,")
     with pytest.raises(DatasetError, match=r"unknown option 'foo'.*split_seed"):
         load_dataset("digits:foo=1")
-    assert set(DATASETS) == {"digits", "synthetic", "mnist", "fashion-mnist", "cifar10"}
+    assert set(DATASETS) == {"digits", "synthetic", "mnist", "fashion_mnist", "cifar10"}
 
 
 # --------------------------------------------------------------------------- digits
@@ -282,7 +275,8 @@ def test_mnist_mixed_gz_image_limit_and_layouts(tmp_path: Path) -> None:
     assert d.input_shape == (1, 28, 28) and d.meta["limit"] == 7
     make_mnist(tmp_path / "tv" / "FashionMNIST" / "raw", gz=True)
     f = load_dataset(f"fashion-mnist:{tmp_path / 'tv'}")
-    assert f.name == "fashion-mnist" and f.n_train == 30
+    assert f.name == "fashion_mnist" and f.n_train == 30
+    assert load_dataset(f"Fashion_MNIST:{tmp_path / 'tv'}").name == "fashion_mnist"
 
 
 def test_mnist_missing(tmp_path: Path) -> None:

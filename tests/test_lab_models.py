@@ -1,4 +1,4 @@
-"""initlab.lab.models: the built-in zoo, option parsing, user factories, vmap-friendliness."""
+"""initlab.zoo and initlab.build_model: the zoo, options, user factories, vmap."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
-from initlab.factory import FactoryError
-from initlab.lab import ACTIVATIONS, MODELS, ModelError, build_model, make_activation
-from initlab.lab.models import ResidualBlock
+from initlab import ModelError, build_model
+from initlab.zoo import ACTIVATIONS, MODELS, ResidualBlock, make_activation
 
 SHAPES = {
     "digits-flat": (64,),
@@ -271,13 +270,13 @@ def test_user_factory_from_module_path(factory_file: Path, monkeypatch: pytest.M
 
 
 def test_user_factory_errors(factory_file: Path) -> None:
-    with pytest.raises(FactoryError, match=r"not an nn.Module"):
+    with pytest.raises(ModelError, match=r"not an nn.Module"):
         build_model(f"{factory_file}:not_a_module", (64,), 10)
-    with pytest.raises(FactoryError, match="RuntimeError: boom"):
+    with pytest.raises(ModelError, match="RuntimeError: boom"):
         build_model(f"{factory_file}:broken", (64,), 10)
-    with pytest.raises(FactoryError, match="does not exist"):
+    with pytest.raises(ModelError, match="does not exist"):
         build_model(f"{factory_file.parent / 'missing.py'}:f", (64,), 10)
-    with pytest.raises(FactoryError, match="has no attribute"):
+    with pytest.raises(ModelError, match="has no attribute"):
         build_model(f"{factory_file}:nothing_here", (64,), 10)
-    with pytest.raises(FactoryError, match="cannot import module"):
+    with pytest.raises(ModelError, match="cannot import module"):
         build_model("no_such_pkg_xyz.models:make", (64,), 10)

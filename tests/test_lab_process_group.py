@@ -30,7 +30,7 @@ def test_two_process_run_writes_every_run_once(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
         "-m", "initlab", "compare", "--model", "mlp:widths=8",
-        "--dataset", "synthetic:n=160,dim=4,classes=2,seed=0", "--schemes", "xavier,zeros",
+        "--data", "synthetic:n=160,dim=4,classes=2,seed=0", "--policy", "xavier,zeros",
         "--seeds", "2", "--epochs", "1", "--out", str(out), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

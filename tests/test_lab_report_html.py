@@ -71,8 +71,8 @@ def test_cli_prints_the_verdict_last_and_the_glossary_in_help(tmp_path: Path) ->
     help_text = runner.invoke(main, ["compare", "--help"]).output
     assert "--preset [depth|seeds]" in help_text
     assert "uniform_centered W ~ U[-0.5, 0.5)" in help_text
-    args = ["compare", "--model", "mlp:widths=8", "--dataset", "synthetic:n=120,dim=4,classes=2",
-            "--schemes", "xavier,zeros", "--seeds", "2", "--epochs", "1", "--no-progress",
+    args = ["compare", "--model", "mlp:widths=8", "--data", "synthetic:n=120,dim=4,classes=2",
+            "--policy", "xavier,zeros", "--seeds", "2", "--epochs", "1", "--no-progress",
             "--out", str(tmp_path / "o")]  # fmt: skip
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output

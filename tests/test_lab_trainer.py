@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torch.func import stack_module_state
 
-from initlab.lab import build_model, load_dataset
+from initlab import build_model
+from initlab.lab import load_dataset
 from initlab.lab.entries import resolve_entries
 from initlab.lab.results import METRICS, RunResult
 from initlab.lab.trainer import Run, TrainConfig, build_run_model, train_runs, vmap_problem

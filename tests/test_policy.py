@@ -23,11 +23,11 @@ from initlab.policy import (
     dumps_policy,
     get_preset,
     list_presets,
-    load_policy,
     loads_policy,
     save_policy,
 )
 from initlab.policy.rules import compile_pattern
+from initlab.specs import load_policy
 
 LSTM_GATES = ("i", "f", "g", "o")
 
@@ -346,7 +346,6 @@ rules:
     assert pol.rules[0].scheme == get_scheme("normal", std=0.001)
     assert pol.rules[1].scheme == get_scheme("kaiming_normal", mode="fan_out", nonlinearity="relu")
     assert loads_policy(dumps_policy(pol, "yaml"), "yaml") == pol
-    assert loads_policy("", "yaml") == Policy()
 
 
 def test_load_policy_sources(tmp_path):
@@ -357,7 +356,7 @@ def test_load_policy_sources(tmp_path):
     gpt = load_policy("gpt2:n_layers=4")
     assert gpt == get_preset("gpt2", n_layers=4)
     assert gpt.rules[0].scheme == get_scheme("normal", std=0.02 / math.sqrt(8))
-    save_policy("xavier", tmp_path / "x.json")
+    save_policy(load_policy("xavier"), tmp_path / "x.json")
     assert load_policy(tmp_path / "x.json") == get_preset("xavier")
 
 
@@ -452,7 +451,8 @@ def test_errors_name_the_file(tmp_path):
     p.write_text("rules:\n  - scheme: zeros\n  - scheme: zeros\n  - scheme: kaimin_normal\n")
     e = err(p)
     assert e.file == str(p) and e.path == "rules[2].scheme"
-    assert str(e).startswith(f"{p}: rules[2].scheme: unknown scheme 'kaimin_normal'")
+    assert e.line == 4
+    assert str(e).startswith(f"{p}, line 4: rules[2].scheme: unknown scheme 'kaimin_normal'")
     assert "known schemes: " in str(e) and "kaiming_normal" in str(e)
 
 
@@ -468,7 +468,8 @@ def test_syntax_errors_are_one_line_with_file_and_line(tmp_path, name, text, lin
     p = tmp_path / name
     p.write_text(text)
     e = err(p)
-    assert e.path == f"line {line}" and e.file == str(p)
+    assert e.line == line and e.path is None and e.file == str(p)
+    assert str(e).startswith(f"{p}, line {line}: invalid ")
     assert "\n" not in str(e) and "invalid " in e.message
 
 
@@ -513,7 +514,7 @@ def test_unserialisable_scheme_is_a_policy_error():
 # -- presets -------------------------------------------------------------------------------
 def test_every_preset_builds_round_trips_and_is_documented():
     assert set(list_presets()) >= {
-        "torch-default", "seeds-xavier-kaiming", "seeds-orthogonal", "lecun", "kaiming",
+        "torch_default", "linear_xavier_conv_kaiming", "orthogonal_weights", "lecun", "kaiming",
         "xavier", "gpt2",
     }  # fmt: skip
     for name in list_presets():
@@ -532,7 +533,7 @@ def cnn() -> nn.Module:
 
 def test_seeds_presets_on_a_cnn():
     ps = infos(cnn())
-    xk = get_preset("seeds-xavier-kaiming")
+    xk = get_preset("linear-xavier-conv-kaiming")
     assert scheme_of(xk, ps["0.weight"]) == get_scheme(
         "kaiming_normal", mode="fan_out", nonlinearity="relu"
     )
@@ -540,7 +541,7 @@ def test_seeds_presets_on_a_cnn():
     assert scheme_of(xk, ps["1.weight"]) == get_scheme("ones")
     assert scheme_of(xk, ps["1.bias"]) == get_scheme("zeros")
     assert scheme_of(xk, ps["4.weight"]) == get_scheme("xavier_normal")
-    orth = get_preset("seeds-orthogonal")
+    orth = get_preset("orthogonal_weights")
     assert scheme_of(orth, ps["0.weight"]) == get_scheme("orthogonal", gain=math.sqrt(2))
     assert math.isclose(math.sqrt(2), torch.nn.init.calculate_gain("relu"))
     assert scheme_of(orth, ps["4.weight"]) == get_scheme("orthogonal")

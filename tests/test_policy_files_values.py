@@ -55,7 +55,8 @@ def test_negative_zero_constant_survives_file_round_trip(fmt: str) -> None:
     ],
 )  # fmt: skip
 def test_scheme_value_errors_carry_the_key_path(data: dict, path: str) -> None:  # type: ignore[type-arg]
-    from initlab.policy import PolicyError, load_policy
+    from initlab.policy import PolicyError
+    from initlab.specs import load_policy
 
     with pytest.raises(PolicyError) as ei:
         load_policy(data)

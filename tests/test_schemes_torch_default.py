@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.fans import Fans, compute_fans
+from initlab.fans import Fans
+from initlab.layers import compute_fans
 from initlab.schemes.base import get_scheme
-from initlab.schemes.torch_default import TorchDefault, plan
+from initlab.schemes.torch_default import TorchDefault, default_draw
 
 SCHEME = TorchDefault()
 SEEDS = (0, 1, 1234)
@@ -163,8 +164,8 @@ def test_registered_and_plans():
     assert TorchDefault.uses_fans is False
     lin = compute_fans(nn.Linear(16, 4), "weight")
     assert SCHEME.target_std(lin) == pytest.approx(1 / math.sqrt(16) / math.sqrt(3))
-    assert plan(compute_fans(nn.Linear(16, 4), "bias"))[2] == 1 / math.sqrt(16)
-    assert plan(compute_fans(nn.LSTM(3, 25), "bias_hh_l0"))[1:3] == (-0.2, 0.2)
+    assert default_draw(compute_fans(nn.Linear(16, 4), "bias"))[2] == 1 / math.sqrt(16)
+    assert default_draw(compute_fans(nn.LSTM(3, 25), "bias_hh_l0"))[1:3] == (-0.2, 0.2)
     assert SCHEME.target_std(compute_fans(nn.LayerNorm(3), "weight")) == 0.0
     assert SCHEME.to_config() == {"name": "torch_default"}
 

@@ -36,7 +36,7 @@ def test_torch_default_zeroes_mha_out_proj_bias_in_initialize() -> None:
     layer = nn.TransformerEncoderLayer(8, 2, 16)
     with torch.no_grad():
         layer.self_attn.out_proj.bias.fill_(5.0)
-    report = initlab.initialize(layer, "torch-default")
+    report = initlab.initialize(layer, "torch_default")
     assert torch.equal(layer.self_attn.out_proj.bias, torch.zeros(8))
     assert report["self_attn.out_proj.bias"].target_std == 0.0
     assert report["self_attn.out_proj.weight"].target_std > 0  # the Linear's draw
@@ -55,10 +55,10 @@ def test_fresh_mha_equals_torch_default_with_torch_rng(kw: dict) -> None:  # typ
     # _reset_parameters draws the projections and bias_k/v: replay the same RNG positions
     torch.manual_seed(seed)
     nn.Linear(8, 8)
-    initlab.initialize(m, "torch-default", rng="torch", exclude=["out_proj.*"])
+    initlab.initialize(m, "torch_default", rng="torch", exclude=["out_proj.*"])
     torch.manual_seed(seed)
     own = [n for n, _ in m.named_parameters() if not n.startswith("out_proj.")]
-    initlab.initialize(m, "torch-default", rng="torch", exclude=own)
+    initlab.initialize(m, "torch_default", rng="torch", exclude=own)
     _assert_same_state(_state(m), _state(ref))
     assert not m.out_proj.bias.any()
 

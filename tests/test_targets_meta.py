@@ -8,7 +8,7 @@ from torch import nn
 
 import initlab
 from archs import ARCHS, TinyLM
-from initlab.materialize import MaterializeError, materialize
+from initlab.execute import MaterializeError, materialize
 from initlab.plan import UnmatchedParametersError
 
 
@@ -37,7 +37,7 @@ def _assert_same(a: nn.Module, b: nn.Module) -> None:
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))
-@pytest.mark.parametrize("policy", ["kaiming", "xavier", "torch-default"])
+@pytest.mark.parametrize("policy", ["kaiming", "xavier", "torch_default"])
 def test_bit_identical_to_eager_initialize(arch: str, policy: str) -> None:
     model = _meta(ARCHS[arch])
     report = materialize(model, policy, seed=5)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.materialize import MaterializeError
+from initlab.execute import MaterializeError
 
 
 def _state(m: nn.Module) -> dict[str, torch.Tensor]:

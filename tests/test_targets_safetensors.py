@@ -11,8 +11,13 @@ from torch import nn
 
 import initlab
 from archs import TinyLM, cnn
-from initlab.checkpoint import INDEX_NAME, CheckpointError, load_checkpoint, write_checkpoint
 from initlab.cli import main
+from initlab.execute.safetensors import (
+    INDEX_NAME,
+    CheckpointError,
+    load_checkpoint,
+    write_checkpoint,
+)
 
 st = pytest.importorskip("safetensors.torch")
 

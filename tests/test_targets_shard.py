@@ -17,8 +17,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import initlab
-from initlab.distributed import FullTensorNotice, ShardingError, initialize_sharded
-from initlab.materialize import materialize
+from initlab.execute import FullTensorNotice, ShardingError, initialize_sharded, materialize
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="no torch.distributed")
 
@@ -52,6 +51,20 @@ class Tiny(nn.Module):
         for b in self.blocks:
             h = torch.tanh(b(h))
         return self.head(h)
+
+
+def _failing_policy(n: int) -> initlab.Policy:
+    """Custom values (0.5) for every parameter; the n-th fill raises."""
+    calls: list[tuple[int, ...]] = []
+
+    def fn(shape, generator):  # type: ignore[no-untyped-def]
+        calls.append(shape)
+        if len(calls) == n:
+            raise RuntimeError("boom")
+        return torch.full(shape, 0.5)
+
+    scheme = initlab.get_scheme("custom", fn=fn)
+    return initlab.Policy(rules=(initlab.Rule(scheme, id="values"),))
 
 
 def _reference(factory: type[nn.Module]) -> dict[str, torch.Tensor]:
@@ -117,6 +130,15 @@ def _cases(rank: int, world: int) -> None:
             materialize(model, POLICY, SEED)
         _check_equal(model, ref, f"materialize {label} world {world}")
 
+    # all or nothing on every rank: a fill failing on the 3rd parameter changes no shard
+    model = Net()
+    _distribute(model, mesh, layouts["Shard(0)"], meta=False)
+    before = {n: p.to_local().clone() for n, p in model.named_parameters()}
+    with pytest.raises(RuntimeError, match=r"parameter 'fc1.bias' \(rule values\): boom"):
+        initlab.initialize(model, _failing_policy(3), SEED)
+    for n, p in model.named_parameters():
+        assert torch.equal(p.to_local(), before[n]), f"{n} changed on rank {rank}"
+
     # the FSDP2 recipe: meta build, fully_shard, then initlab materialises the local shards
     with torch.device("meta"):
         model = Tiny()
@@ -130,6 +152,16 @@ def _cases(rank: int, world: int) -> None:
     _check_equal(model, _reference(Tiny), f"fully_shard world {world}")
     model(torch.tensor([[1, 2, 3]])).sum().backward()  # FSDP2 runs on what initlab wrote
     _check_equal(model, _reference(Tiny), f"fully_shard after a step, world {world}")
+
+    # FSDP2 and a fill failing on the 3rd parameter (8 rows: every rank has a shard of each)
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(6, 8), nn.Linear(8, 8))
+    fully_shard(model, mesh=mesh)
+    with pytest.raises(RuntimeError, match=r"parameter '1.weight' \(rule values\): boom"):
+        initialize_sharded(model, _failing_policy(3), SEED)
+    assert all(p.to_local().is_meta for p in model.parameters())  # still on meta
+    initialize_sharded(model, _failing_policy(0), SEED)
+    assert all(bool((p.full_tensor() == 0.5).all()) for p in model.parameters())
 
     # refused layouts: a clear error, nothing written
     model = nn.Linear(4, 4)
@@ -191,11 +223,11 @@ def test_no_process_group_is_a_clear_error() -> None:
 def test_window_fill_equals_full_fill_for_every_row(piece: int | None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The primitive under sharded init, without processes: any window of any row (also
     filled in slabs of a few elements, as large shards are)."""
-    from initlab import apply
-    from initlab.apply import fill_row
+    from initlab.execute import fill as fill_module
+    from initlab.execute import fill_row
 
     if piece is not None:
-        monkeypatch.setattr(apply, "WINDOW_PIECE", piece)
+        monkeypatch.setattr(fill_module, "WINDOW_PIECE", piece)
     from initlab.streams import KeyedStream
 
     model = Net()
@@ -218,7 +250,7 @@ def test_window_fill_equals_full_fill_for_every_row(piece: int | None, monkeypat
 def test_full_generation_note_lists_partially_covered_rows():
     """A packed parameter with a whole-matrix rule for only some blocks is still generated
     as a full tensor per rank: the note names it (status 'partial')."""
-    from initlab.distributed import full_generation_rows
+    from initlab.execute.shard import full_generation_rows
 
     lstm = nn.LSTM(4, 6)
     policy = initlab.Policy(

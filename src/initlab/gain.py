@@ -79,6 +79,19 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
     relu: sqrt(2); leaky_relu: sqrt(2/(1+slope²)) with ``param`` the slope (default 0.01; a bool
     or a non-number raises ValueError); selu: 3/4. Anything else raises ValueError. These are
     conventional values; :func:`gain` computes one from the activation's definition.
+
+    Args:
+        nonlinearity: the non-linear function's torch name (``"relu"``, ``"tanh"``, ...).
+        param: the negative slope for ``leaky_relu``; ignored by the others.
+
+    Returns:
+        The recommended gain (``1`` as an int for the linear names and sigmoid).
+
+    Example:
+        >>> calculate_gain("leaky_relu", 0.2) == (2 / (1 + 0.2**2)) ** 0.5
+        True
+        >>> calculate_gain("tanh"), calculate_gain("conv2d")
+        (1.6666666666666667, 1)
     """
     if nonlinearity in _TORCH_LINEAR or nonlinearity == "sigmoid":
         return 1
@@ -258,6 +271,17 @@ def gain(activation: str | Callable[..., Any], param: int | float | None = None)
         ValueError: unknown name (the message lists the valid ones), a bad ``param``, or an
             activation whose E[f(z)²] is zero, infinite or not finite.
         TypeError: ``activation`` is neither a string nor callable.
+
+    Paper: He et al. 2015, "Delving Deep into Rectifiers", sec. 2.2,
+    https://arxiv.org/abs/1502.01852 (the second-moment argument, here for any f).
+
+    Example:
+        >>> abs(gain("relu") - 2 ** 0.5) < 1e-15
+        True
+        >>> round(gain("tanh"), 4), round(gain("gelu"), 4), round(gain("selu"), 4)
+        (1.5925, 1.5335, 1.0)
+        >>> round(gain(torch.nn.SiLU()), 4) == round(gain("silu"), 4)
+        True
     """
     if isinstance(activation, str):
         name = _ALIASES.get(activation.lower(), activation.lower())

@@ -15,11 +15,13 @@ from typing import Any
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from .fans import Fans, compute_fans
-from .policy import ParamInfo, Policy, PolicyError, load_policy
+from .fans import Fans
+from .layers import claims_child, compute_fans
+from .policy import ParamInfo, Policy, PolicyError
 from .policy.rules import compile_pattern, pattern_matches
 from .report import InitReport, ParamRow
 from .schemes import Scheme
+from .specs import load_policy
 
 PolicyLike = Policy | str | dict[str, Any]
 
@@ -184,23 +186,21 @@ def _plan_one(
 
 def uncovered_blocks(row: ParamRow) -> list[str]:
     """The blocks of a row that no rule fills (empty when the whole parameter is planned)."""
-    if row.scheme is not None or row.fans is None:
-        return []
-    done = {b for b, _, _ in row.block_overrides}
-    return [b.name for b in row.fans.blocks if b.name not in done]
+    return [] if row.scheme is not None else list(row.free_blocks)
 
 
 def _fans_owner(
     modules: dict[str, nn.Module], mod_name: str | None, module: nn.Module, pname: str
 ) -> tuple[nn.Module, str] | None:
-    """Where to compute a parameter's fans when its parent layer changes them: a
-    MultiheadAttention's ``out_proj.bias``, which ``_reset_parameters`` zeroes, is reached as
-    ``compute_fans(mha, "out_proj.bias")`` (the Linear alone cannot know it)."""
+    """Where to compute a parameter's fans when its parent layer changes them (the layer
+    registry says which): a MultiheadAttention's ``out_proj.bias``, which ``_reset_parameters``
+    zeroes, is reached as ``compute_fans(mha, "out_proj.bias")`` (the Linear alone cannot know
+    it)."""
     if not mod_name:
         return None
     parent_name, _, child = mod_name.rpartition(".")
     parent = modules.get(parent_name)
-    if isinstance(parent, nn.MultiheadAttention) and parent.out_proj is module:
+    if claims_child(parent, child):
         return parent, f"{child}.{pname}"
     return None
 
@@ -218,15 +218,11 @@ def _validated(row: ParamRow, fans_error: str | None) -> ParamRow:
     try:
         if row.scheme is not None:
             fans = row.scheme.validate(row.shape, row.fans)
-            target = row.scheme.target_std(fans)
+            # the std of the blocks the row's scheme fills (none: every block is overridden)
+            target = row.scheme.target_std(fans) if row.std_blocks != () else None
             row = dataclasses.replace(row, target_std=target)
-        for block, _, scheme in row.block_overrides:
-            fans = row.fans
-            assert fans is not None  # block rules only match parameters with blocks
-            blk = next(b for b in fans.blocks if b.name == block)
-            shape = list(row.shape)
-            shape[blk.dim] = blk.size
-            scheme.validate(tuple(shape), dataclasses.replace(fans.for_block(blk), blocks=()))
+        for o in row.overrides():
+            o.scheme.validate(o.shape, o.fans)
     except (ValueError, TypeError, KeyError) as e:
         extra = f" (layer fans unavailable: {fans_error})" if fans_error else ""
         raise PolicyError(f"{where}: {e}{extra}", path=row.rule_id or "") from None

@@ -12,7 +12,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from .fans import Fans
+from .fans import Block, Fans
 from .schemes import Scheme
 
 if TYPE_CHECKING:
@@ -31,8 +31,73 @@ STATUSES = ("planned", "initialized", "unmatched", "excluded", "partial")
 
 
 @dataclasses.dataclass(frozen=True)
+class BlockOverride:
+    """One block rule of a packed parameter, resolved: the block, the rule that set it, its
+    scheme, and the shape and fans of the block alone (no sub-blocks).
+
+    Attributes:
+        block: the block of the packed parameter (e.g. an LSTM's forget gate ``f``).
+        rule_id: the id of the rule that set it.
+        scheme: the block's scheme.
+        shape: the block's own shape.
+        fans: the block's own fans.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> pol = initlab.Policy(rules=(
+        ...     initlab.Rule({"name": "constant", "val": 1.0}, module="LSTM", param="bias_*",
+        ...                  block="f"),
+        ...     initlab.Rule("zeros"),
+        ... ))
+        >>> o = initlab.plan(nn.LSTM(4, 3), pol)["bias_ih_l0"].overrides()[0]
+        >>> o.block.name, o.rule_id, o.shape
+        ('f', 'rule[0]', (3,))
+    """
+
+    block: Block
+    rule_id: str
+    scheme: Scheme
+    shape: tuple[int, ...]
+    fans: Fans
+
+
+@dataclasses.dataclass(frozen=True)
 class ParamRow:
-    """What happens (or happened) to one parameter."""
+    """What happens (or happened) to one parameter: one row of an :class:`InitReport`.
+
+    Attributes:
+        qualname: the parameter's qualified name (``"0.weight"``); its random stream's name.
+        module_name: the owning module's qualified name.
+        param_name: the parameter's name in that module.
+        module_type: the module's class path.
+        shape: the parameter's shape.
+        dtype: its dtype, as text.
+        device: its device, as text.
+        status: one of :data:`STATUSES` (planned, initialized, unmatched, excluded, partial).
+        rule_id: the rule that set it (``"rule[1]"``, ``"default"``), or None.
+        scheme: the scheme that fills it, or None.
+        block_overrides: (block, rule id, scheme) for blocks set by block rules.
+        fans: its fans (layer-aware, with blocks), or None.
+        aliases: other names of a tied parameter.
+        seed: the seed its stream is keyed by.
+        target_std: the std the scheme targets (None: undefined).
+        achieved_std: the std measured after the fill (None: not filled).
+
+    Example:
+        >>> import torch, initlab
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+        >>> policy = initlab.Policy(rules=(
+        ...     initlab.Rule("zeros", param="bias"),
+        ...     initlab.Rule({"name": "kaiming_normal", "nonlinearity": "relu"}, module="Linear"),
+        ... ))
+        >>> report = initlab.initialize(model, policy, seed=0)
+        >>> row = report["0.weight"]
+        >>> row.status, row.rule_id, row.fans.fan_in, round(row.target_std, 4)  # sqrt(2 / 4)
+        ('initialized', 'rule[1]', 4, 0.7071)
+        >>> row.to_dict()["scheme"]
+        {'name': 'kaiming_normal', 'a': 0.0, 'mode': 'fan_in', 'nonlinearity': 'relu'}
+    """
 
     qualname: str
     module_name: str
@@ -56,7 +121,53 @@ class ParamRow:
         """The name the parameter's random stream is keyed by (its qualified name)."""
         return self.qualname
 
+    def overrides(self) -> list[BlockOverride]:
+        """The block overrides with their :class:`~initlab.fans.Block`, block shape and fans.
+
+        Example:
+            >>> import initlab
+            >>> from torch import nn
+            >>> pol = initlab.Policy(rules=(
+            ...     initlab.Rule({"name": "constant", "val": 1.0}, param="bias_*", block="f"),
+            ...     initlab.Rule("zeros", param="*bias*")))
+            >>> row = initlab.plan(nn.LSTM(2, 3), pol)["bias_ih_l0"]
+            >>> [(o.block.name, o.block.start, o.shape) for o in row.overrides()]
+            [('f', 3, (3,))]
+        """
+        out = []
+        for name, rule_id, scheme in self.block_overrides:
+            assert self.fans is not None  # block rules only match parameters with blocks
+            blk = _block(self.fans, name)
+            shape = list(self.shape)
+            shape[blk.dim] = blk.size
+            fans = dataclasses.replace(self.fans.for_block(blk), blocks=())
+            out.append(BlockOverride(blk, rule_id, scheme, tuple(shape), fans))
+        return out
+
+    def schemes(self) -> list[tuple[str, Scheme]]:
+        """(rule label, scheme) of the row's own scheme and of each block override."""
+        own = [] if self.scheme is None else [(self.rule_id or "?", self.scheme)]
+        return own + [(f"{o.rule_id} (block {o.block.name})", o.scheme) for o in self.overrides()]
+
+    @property
+    def free_blocks(self) -> tuple[str, ...]:
+        """The blocks no block rule sets (all of them without overrides; () unpacked)."""
+        over = {o.block.name for o in self.overrides()}
+        return tuple(b.name for b in (self.fans.blocks if self.fans else ()) if b.name not in over)
+
+    @property
+    def std_blocks(self) -> tuple[str, ...] | None:
+        """The blocks that target and achieved std describe: those the row's own scheme
+        filled, when block overrides set others (None: the whole parameter)."""
+        return self.free_blocks if self.block_overrides else None
+
+    @property
+    def override_rules(self) -> str:
+        """The rule ids of the block overrides, comma-separated ("" without overrides)."""
+        return ", ".join(o.rule_id for o in self.overrides())
+
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of the row (scheme as its config, fans as numbers)."""
         fans = self.fans
         return {
             "name": self.qualname,
@@ -70,7 +181,8 @@ class ParamRow:
             "rule": self.rule_id,
             "scheme": None if self.scheme is None else self.scheme.to_config(),
             "block_overrides": [
-                {"block": b, "rule": r, "scheme": s.to_config()} for b, r, s in self.block_overrides
+                {"block": o.block.name, "rule": o.rule_id, "scheme": o.scheme.to_config()}
+                for o in self.overrides()
             ],
             "fan_in": None if fans is None else fans.fan_in,
             "fan_out": None if fans is None else fans.fan_out,
@@ -81,7 +193,15 @@ class ParamRow:
             "stream": self.stream_name,
             "target_std": _num(self.target_std),
             "achieved_std": _num(self.achieved_std),
+            "std_blocks": None if self.std_blocks is None else list(self.std_blocks),
         }
+
+
+def _block(fans: Fans, name: str) -> Block:
+    for b in fans.blocks:
+        if b.name == name:
+            return b
+    raise KeyError(f"no block {name!r} in {[b.name for b in fans.blocks]}")
 
 
 def _num(x: float | None) -> float | None:
@@ -94,7 +214,35 @@ def _fmt(x: float | None) -> str:
 
 @dataclasses.dataclass
 class InitReport:
-    """Rows for every parameter of a model, in ``named_parameters`` order (tied ones once)."""
+    """Rows for every parameter of a model, in ``named_parameters`` order (tied ones once).
+
+    Returned by :func:`initlab.initialize` and :func:`initlab.plan`. Index it by a parameter's
+    name; print it for a table, or use :meth:`to_markdown`, :meth:`to_json`.
+
+    Attributes:
+        rows: one :class:`ParamRow` per parameter.
+        seed: the seed the values are keyed by (None: torch's generator).
+        policy: the policy that was applied.
+        rng: ``"keyed"`` (streams keyed by seed and name) or ``"torch"``.
+        notes: remarks about the fill.
+
+    Example:
+        >>> import torch, initlab
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+        >>> policy = initlab.Policy(rules=(
+        ...     initlab.Rule("zeros", param="bias"),
+        ...     initlab.Rule({"name": "kaiming_normal", "nonlinearity": "relu"}, module="Linear"),
+        ... ))
+        >>> report = initlab.initialize(model, policy, seed=0)
+        >>> len(report), report.unmatched
+        (2, [])
+        >>> print(report.to_markdown())  # doctest: +ELLIPSIS
+        | parameter | shape | status | rule | scheme | fan in/out | blocks | target std | ...
+        |---|---|---|---|---|---|---|---|---|
+        | 0.weight | 3x4 | initialized | rule[1] | kaiming_normal(... | 4/3 | - | 0.7071 | ... |
+        | 0.bias | 3 | initialized | rule[0] | zeros() | 4/3 | - | 0 | 0 |
+        <BLANKLINE>
+    """
 
     rows: list[ParamRow]
     seed: int | None
@@ -122,9 +270,11 @@ class InitReport:
 
     @property
     def excluded(self) -> list[str]:
+        """Parameters skipped on request (status "excluded")."""
         return [r.qualname for r in self.rows if r.status == "excluded"]
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: seed, rng, policy, parameters, unmatched, excluded, notes."""
         return {
             "seed": self.seed,
             "rng": self.rng,
@@ -136,12 +286,17 @@ class InitReport:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text (``indent`` as in ``json.dumps``)."""
         return json.dumps(self.to_dict(), indent=indent)
 
     def _cells(self, r: ParamRow) -> list[str]:
-        scheme = "-" if r.scheme is None else _scheme_text(r.scheme)
-        if r.block_overrides:
-            scheme += "; " + "; ".join(f"[{b}] {_scheme_text(s)}" for b, _, s in r.block_overrides)
+        scheme = "; ".join(
+            ([] if r.scheme is None else [_scheme_text(r.scheme)])
+            + [_override_text(o.block.name, o.rule_id, o.scheme) for o in r.overrides()]
+        )
+        over = "" if r.std_blocks is None else f" ({','.join(r.std_blocks)})"
+        target = _fmt(r.target_std) + (over if r.target_std is not None else "")
+        achieved = _fmt(r.achieved_std) + (over if r.achieved_std is not None else "")
         fans = "-" if r.fans is None else f"{r.fans.fan_in}/{r.fans.fan_out}"
         blocks = (
             "-" if r.fans is None or not r.fans.blocks else ",".join(b.name for b in r.fans.blocks)
@@ -149,13 +304,14 @@ class InitReport:
         name = r.qualname + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
         return [
             name, "x".join(map(str, r.shape)) or "scalar", r.status, r.rule_id or "-", scheme,
-            fans, blocks, _fmt(r.target_std), _fmt(r.achieved_std),
+            fans, blocks, target, achieved,
         ]  # fmt: skip
 
     HEADERS = ("parameter", "shape", "status", "rule", "scheme", "fan in/out", "blocks",
                "target std", "achieved std")  # fmt: skip
 
     def table(self, title: str | None = None) -> Table:
+        """The report as a ``rich`` table (what ``print(report)`` shows)."""
         from rich.table import Table
 
         pol = self.policy.name if self.policy is not None and self.policy.name else "policy"
@@ -177,6 +333,7 @@ class InitReport:
         return self.table()
 
     def to_markdown(self) -> str:
+        """The report as a Markdown table, then unmatched parameters and notes."""
         lines = ["| " + " | ".join(self.HEADERS) + " |", "|" + "---|" * len(self.HEADERS)]
         for r in self.rows:
             cells = [c.replace("|", "\\|") for c in self._cells(r)]
@@ -203,6 +360,17 @@ class _NullFile:
 
     def flush(self) -> None:
         pass
+
+
+#: the value of a constant scheme, by name (zeros, ones, constant(val=...))
+_CONSTANTS = {"zeros": lambda s: 0.0, "ones": lambda s: 1.0, "constant": lambda s: s.val}
+
+
+def _override_text(block: str, rule: str, s: Scheme) -> str:
+    """A block override as such: ``block f = 1 (override, rule[0])``, or the scheme."""
+    value = _CONSTANTS.get(s.name)
+    what = f" = {value(s):g}" if value is not None else f": {_scheme_text(s)}"
+    return f"block {block}{what} (override, {rule})"
 
 
 def _scheme_text(s: Scheme) -> str:

@@ -1,24 +1,34 @@
-"""``initlab compare`` (train one network under many init schemes) and ``initlab report FOLDER``."""
+"""``initlab compare`` (train one network under many init schemes) and ``initlab report FOLDER``.
+
+Errors (bad specs, data, files) propagate to the command line's one-line error handler.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from ..factory import FactoryError
 from ..lab.entries import DEFAULT_ENTRIES, ENTRY_FORMULAS
 from ..lab.experiment import DEFAULTS, PRESETS, ComparisonResult, compare, report
 from ..lab.process_group import is_distributed
 from ..lab.report_pages import rich_tables
 from ..lab.trainer import OPTIMIZERS
-from ..policy import PolicyError
 from ._common import console, default_out_dir
+from .options import (
+    Command,
+    check_out_dir,
+    data_option,
+    deprecated_alias,
+    json_option,
+    model_option,
+    out_option,
+    policy_option,
+)
 
 
 def split_entries(values: tuple[str, ...]) -> list[str]:
-    """Entries from repeated/comma-separated ``--schemes`` values.
+    """Entries from repeated/comma-separated ``--policy`` values.
 
     A comma-separated piece that has ``=`` but no ``:`` continues the previous entry's
     parameters, so ``xavier,kaiming_normal:mode=fan_out,nonlinearity=relu`` is two entries.
@@ -75,10 +85,7 @@ _GLOSSARY = "\b\nEntries (W: every weight; biases 0 unless said):\n" + "\n".join
 )
 
 
-_ERRORS = (ValueError, FactoryError, PolicyError, OSError, RuntimeError)
-
-
-@click.command("compare", epilog=_GLOSSARY)
+@click.command("compare", cls=Command, epilog=_GLOSSARY)
 @click.option(
     "--preset",
     type=click.Choice(list(PRESETS)),
@@ -87,30 +94,22 @@ _ERRORS = (ValueError, FactoryError, PolicyError, OSError, RuntimeError)
     help="depth: a plain 20-layer ReLU net with SGD, where the init decides the outcome; "
     "seeds: the seeds' shallow MLP with Adam. Options given explicitly override it.",
 )
-@click.option(
-    "--model",
-    "-m",
+@model_option(
     help="mlp[:widths=256-128,activation=relu], cnn[:batchnorm=true], "
     "deep[:depth=30,activation=tanh], resmlp, or pkg.module:factory / file.py:factory "
-    + _preset_help("model"),
+    + _preset_help("model")
 )
-@click.option(
-    "--dataset",
-    "-d",
-    default=DEFAULTS["dataset"],
-    show_default=True,
-    help="digits, synthetic[:n=2000,dim=32,classes=4], mnist:PATH, fashion-mnist:PATH, "
-    "cifar10:PATH (local files; nothing is downloaded).",
-)
-@click.option(
-    "--schemes",
-    "-s",
+@data_option(default=DEFAULTS["dataset"], show_default=True)
+@deprecated_alias("--dataset", "data", "--data")
+@policy_option(
     multiple=True,
     help="Entries, comma separated or repeated: the defaults "
     f"({', '.join(DEFAULT_ENTRIES)}), 'default' for all of them, any scheme with "
     "parameters (kaiming_normal:mode=fan_out), a preset (gpt2:n_layers=2) or a "
     "policy file.",
 )
+@deprecated_alias("--schemes", "policy", "--policy", multiple=True)
+@deprecated_alias("-s", "policy", "--policy", multiple=True)
 @click.option(
     "--seeds",
     default=str(DEFAULTS["seeds"]),
@@ -128,38 +127,35 @@ _ERRORS = (ValueError, FactoryError, PolicyError, OSError, RuntimeError)
     "--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps...")
-@click.option(
-    "--out",
-    "-o",
+@out_option(
     type=click.Path(file_okay=False),
     help="Output folder (default: a new ./initlab-out/<timestamp>). Finished runs "
     "already there are skipped.",
 )
 @click.option("--sequential", is_flag=True, help="Train one run at a time (no vmap).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def compare_cmd(preset: str, model: str | None, dataset: str, schemes: tuple[str, ...],
-                seeds: str, epochs: int | None, optimizer: str | None, lr: float | None,
-                batch_size: int, device: str, out: str | None, sequential: bool,
-                no_progress: bool, as_json: bool) -> None:  # fmt: skip
-    """Train one network under many init schemes and seeds; tables, curves and a report.
+@json_option("the summary")
+def compare_cmd(preset: str, model: str | None, data: str, policy: tuple[str, ...], seeds: str,
+                epochs: int | None, optimizer: str | None, lr: float | None, batch_size: int,
+                device: str, out: str | None, sequential: bool, no_progress: bool,
+                as_json: bool) -> None:  # fmt: skip
+    """Train one network under many init schemes and seeds.
+
+    Tables, curves and a report.
 
     Runs of one architecture train together as one vmapped model. Under torchrun
     (torchrun --nproc-per-node N -m initlab compare ...) the runs are split across processes
     and rank 0 writes the folder.
     """
-    entries = split_entries(schemes) or None
-    folder = Path(out) if out else default_out_dir()
+    entries = split_entries(policy) or None
+    folder = check_out_dir(out) if out else default_out_dir()
     given = {"model": model, "epochs": epochs, "optimizer": optimizer, "lr": lr}
     chosen = {k: PRESETS[preset][k] if v is None else v for k, v in given.items()}
-    try:
-        result = compare(
-            **chosen, dataset=dataset, entries=entries, seeds=parse_seeds(seeds),
-            batch_size=batch_size, device=device,
-            out=folder, sequential=sequential, progress=not no_progress and not as_json,
-        )  # fmt: skip
-    except _ERRORS as e:
-        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    result = compare(
+        **chosen, dataset=data, entries=entries, seeds=parse_seeds(seeds),
+        batch_size=batch_size, device=device,
+        out=folder, sequential=sequential, progress=not no_progress and not as_json,
+    )  # fmt: skip
     if is_distributed() and result.out is None:
         return  # not rank 0: rank 0 reports
     _show(result, as_json)
@@ -167,11 +163,10 @@ def compare_cmd(preset: str, model: str | None, dataset: str, schemes: tuple[str
 
 @click.command("report")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("the summary")
 def report_cmd(folder: str, as_json: bool) -> None:
-    """Rebuild the tables, curves, report.md and report.html from FOLDER/runs.jsonl."""
-    try:
-        result = report(folder)
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    _show(result, as_json)
+    """Rebuild a compare folder's tables, curves and reports.
+
+    The tables, curves, report.md and report.html, from FOLDER/runs.jsonl.
+    """
+    _show(report(folder), as_json)

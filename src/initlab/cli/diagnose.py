@@ -2,81 +2,78 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 import torch
 
-from ..diagnostics import lsuv_
+from ..diagnostics import compare_schemes, lsuv_, plot_histograms, plot_propagation
+from ..execute import initialize
+from ..lab.data import load_dataset
+from ..lab.entries import Entry, resolve_entry
+from ..specs import build_model
 from ._common import console, default_out_dir
+from .options import (
+    Command,
+    check_out_dir,
+    check_out_file,
+    data_option,
+    deprecated_alias,
+    json_option,
+    json_out_option,
+    model_option,
+    out_option,
+    policy_option,
+)
+
+DEFAULT_ENTRIES = ("xavier", "kaiming", "lsuv")
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
-@click.command("diagnose")
-@click.option(
-    "--model",
-    default="deep:depth=30,width=256,activation=relu",
-    show_default=True,
-    help="Built-in model spec (mlp, cnn, deep, resmlp) or 'module:factory'.",
-)
-@click.option(
-    "--dataset",
-    default="digits",
-    show_default=True,
-    help="digits, synthetic[:...], mnist:PATH, fashion-mnist:PATH, cifar10:PATH.",
-)
-@click.option(
-    "--schemes",
+@click.command("diagnose", cls=Command)
+@model_option(default="deep:depth=30,width=256,activation=relu", show_default=True)
+@data_option(default="digits", show_default=True)
+@deprecated_alias("--dataset", "data", "--data")
+@policy_option(
     multiple=True,
-    default=("xavier", "kaiming", "lsuv"),
+    default=DEFAULT_ENTRIES,
     show_default=True,
-    help="Entries (names, presets, policy files) and 'lsuv'.",
+    help="Entries (schemes, presets, policy files, as compare takes them) and 'lsuv'.",
 )
+@deprecated_alias("--schemes", "policy", "--policy", multiple=True)
 @click.option(
-    "--batch", type=click.IntRange(min=1), default=256, show_default=True, help="Batch size."
-)
+    "--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+    help="Examples in the diagnosed batch.",
+)  # fmt: skip
+@deprecated_alias("--batch", "batch_size", "--batch-size", type=click.IntRange(min=1))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option(
-    "--out",
+@out_option(
     type=click.Path(file_okay=False),
     default=None,
     help="Folder for the plots (default: a new folder under ./initlab-out).",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the per-scheme, per-layer records as JSON to this file.",
-)
+@json_option("the per-scheme, per-layer records (instead of the table)")
+@json_out_option("the per-scheme, per-layer records")
 @click.option("--all-layers", is_flag=True, help="List every recorded call, not only weights.")
-def diagnose_cmd(model: str, dataset: str, schemes: tuple[str, ...], batch: int, seed: int,
-                 out: str | None, json_path: str | None, all_layers: bool) -> None:  # fmt: skip
-    """Diagnose activation and gradient propagation at init, one column per scheme."""
-    try:
-        _diagnose(model, dataset, schemes, batch, seed, out, json_path, all_layers)
-    except (OSError, RuntimeError, ValueError) as e:  # data, model, entry, policy, file errors
-        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+def diagnose_cmd(model: str, data: str, policy: tuple[str, ...], batch_size: int, seed: int,
+                 out: str | None, as_json: bool, json_out: str | None,
+                 all_layers: bool) -> None:  # fmt: skip
+    """Activation/gradient propagation at init by scheme.
 
-
-def _diagnose(model: str, dataset: str, schemes: tuple[str, ...], batch: int, seed: int,
-              out: str | None, json_path: str | None, all_layers: bool) -> None:  # fmt: skip
-    from ..apply import initialize
-    from ..diagnostics import compare_schemes, plot_histograms, plot_propagation
-    from ..lab.data import load_dataset
-    from ..lab.entries import Entry, resolve_entry
-    from ..lab.models import build_model
-
-    data = load_dataset(dataset, seed=seed)
-    build_model(model, data.input_shape, data.num_classes)  # fail early on a bad spec
-    entries = [resolve_entry(spec) for spec in _split(schemes) or ["xavier", "kaiming", "lsuv"]]
+    One column per scheme: activation and gradient statistics per layer, plots, records.
+    """
+    folder = check_out_dir(out) if out else default_out_dir("diagnose")
+    json_path = check_out_file(json_out) if json_out else None
+    dataset = load_dataset(data, seed=seed)
+    build_model(model, dataset.input_shape, dataset.num_classes)  # fail early on a bad spec
+    entries = [resolve_entry(spec) for spec in _split(policy) or DEFAULT_ENTRIES]
     g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(data.x_train.shape[0], generator=g)[:batch]
-    x, y = data.x_train[idx], data.y_train[idx]
+    idx = torch.randperm(dataset.x_train.shape[0], generator=g)[:batch_size]
+    x, y = dataset.x_train[idx], dataset.y_train[idx]
 
     def init_for(entry: Entry) -> Callable[[torch.nn.Module], None]:
         def init(m: torch.nn.Module) -> None:
@@ -87,15 +84,17 @@ def _diagnose(model: str, dataset: str, schemes: tuple[str, ...], batch: int, se
         return init
 
     def factory() -> torch.nn.Module:
-        return build_model(model, data.input_shape, data.num_classes)
+        return build_model(model, dataset.input_shape, dataset.num_classes)
 
     cmp = compare_schemes(factory, {e.label: init_for(e) for e in entries}, x, y, seed=seed)
-    console.print(cmp.table(layers="all" if all_layers else "weights"))
-    folder = Path(out) if out else default_out_dir("diagnose")
     folder.mkdir(parents=True, exist_ok=True)
     p1 = plot_propagation(cmp, folder / "propagation.png")
     p2 = plot_histograms(cmp, folder / "histograms.png")
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         cmp.to_json(json_path)
+    if as_json:
+        click.echo(json.dumps(cmp.to_dict(), indent=2, default=str))
+        return
+    console.print(cmp.table(layers="all" if all_layers else "weights"))
     console.print(f"plots: {p1}, {p2}" + (f"; records: {json_path}" if json_path else ""))

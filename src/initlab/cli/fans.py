@@ -5,16 +5,20 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ..fans import compute_fans
+from ..layers import compute_fans
 from ._common import build_module, console, print_json
+from .options import json_option
 
 
 @click.command("fans")
 @click.argument("module_expr")
 @click.argument("param", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the fans as JSON.")
+@json_option("the fans")
 def fans_cmd(module_expr: str, param: str | None, as_json: bool) -> None:
-    """Show fans of a layer's parameters, e.g. initlab fans "nn.LSTM(10, 20)" weight_hh_l0."""
+    """Fans of a layer's parameters beside torch's rule.
+
+    For example: initlab fans "nn.LSTM(10, 20)" weight_hh_l0
+    """
     module = build_module(module_expr)
     names = [param] if param else [n for n, _ in module.named_parameters()]
     rows = []

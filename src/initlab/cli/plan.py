@@ -1,4 +1,8 @@
-"""``initlab plan MODEL -p P`` and ``initlab init MODEL -p P --seed N --out FILE_OR_DIR``."""
+"""``initlab plan MODEL -p P`` and ``initlab init MODEL -p P --seed N --out FILE_OR_DIR``.
+
+MODEL is given as the argument or as ``-m/--model``, in any form :func:`initlab.build_model`
+reads; the zoo's models are built for its default data set (digits).
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,32 @@ from pathlib import Path
 import click
 import torch
 
-from ..apply import initialize
-from ..factory import FactoryError, build_model
+from ..execute import MaterializeError, initialize, meta_build, write_checkpoint
 from ..plan import UnmatchedParametersError, plan
 from ..policy import PolicyError
+from ..specs import build_model
 from ._common import console
+from .options import json_option, model_option, out_option, policy_option
 
-_MODEL_HELP = "MODEL is 'package.module:factory' or 'path/to/file.py:factory'."
+_MODEL_HELP = (
+    "MODEL (the argument or -m/--model) is a zoo model (mlp, cnn:batchnorm=true, deep, resmlp), "
+    "'package.module:factory' or 'path/to/file.py:factory'."
+)
+_MODEL_OPT = "A model spec; the same as the MODEL argument."
+
+
+def _model_spec(argument: str | None, option: str | None) -> str:
+    """The model spec from the MODEL argument or ``-m/--model`` (exactly one of them)."""
+    if argument and option and argument != option:
+        raise click.UsageError(f"two models given ({argument!r} and -m {option!r}); give one")
+    spec = argument or option
+    if not spec:
+        raise click.UsageError("no model given: pass MODEL or -m/--model (e.g. 'mlp')")
+    return spec
 
 
 def _model(spec: str) -> torch.nn.Module:
-    try:
-        return build_model(spec)
-    except FactoryError as e:
-        raise click.ClickException(str(e)) from None
+    return build_model(spec)
 
 
 def _show(report, as_json: bool) -> None:  # type: ignore[no-untyped-def]
@@ -35,18 +51,19 @@ def _show(report, as_json: bool) -> None:  # type: ignore[no-untyped-def]
 
 
 @click.command("plan", epilog=_MODEL_HELP)
-@click.argument("model")
-@click.option("--policy", "-p", required=True, help="Preset name or policy file (YAML/TOML/JSON).")
+@click.argument("model_arg", metavar="[MODEL]", required=False)
+@model_option(help=_MODEL_OPT)
+@policy_option(required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--strict", is_flag=True, help="Fail if any parameter matches no rule.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def plan_cmd(model: str, policy: str, seed: int, strict: bool, as_json: bool) -> None:
-    """Show which rule would set every parameter of MODEL (touches no tensor)."""
-    m = _model(model)
-    try:
-        report = plan(m, policy, seed, strict=strict)
-    except (PolicyError, UnmatchedParametersError) as e:
-        raise click.ClickException(str(e)) from None
+@json_option("the report")
+def plan_cmd(model_arg: str | None, model: str | None, policy: str, seed: int, strict: bool,
+             as_json: bool) -> None:  # fmt: skip
+    """Show which rule would set every parameter of a model.
+
+    Touches no tensor.
+    """
+    report = plan(_model(_model_spec(model_arg, model)), policy, seed, strict=strict)
     _show(report, as_json)
 
 
@@ -79,11 +96,11 @@ def _size(text: str) -> int:
 
 
 @click.command("init", epilog=_MODEL_HELP)
-@click.argument("model")
-@click.option("--policy", "-p", required=True, help="Preset name or policy file (YAML/TOML/JSON).")
+@click.argument("model_arg", metavar="[MODEL]", required=False)
+@model_option(help=_MODEL_OPT)
+@policy_option(required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--out",
+@out_option(
     type=click.Path(),
     required=True,
     help="A state_dict file (torch.save), or a folder (ends with '/', has no suffix, or is an "
@@ -103,9 +120,11 @@ def _size(text: str) -> int:
     help="Largest safetensors file when --out is a folder (e.g. 2GB, 500MiB).",
 )
 @click.option("--strict", is_flag=True, help="Fail if any parameter matches no rule.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("the report")
+@click.option("--force", is_flag=True, help="Replace an existing --out file or non-empty folder.")
 def init_cmd(
-    model: str,
+    model_arg: str | None,
+    model: str | None,
     policy: str,
     seed: int,
     out: str,
@@ -113,11 +132,25 @@ def init_cmd(
     max_shard_size: str,
     strict: bool,
     as_json: bool,
+    force: bool,
 ) -> None:
-    """Initialise MODEL by a policy and save it to --out (a state_dict file or a folder)."""
+    """Initialise a model by a policy and save it.
+
+    To --out: a state_dict file, or a folder of safetensors shards. The output is written under
+    a temporary name and renamed when complete; an existing file or non-empty folder is
+    replaced only with --force.
+    """
+    model = _model_spec(model_arg, model)
     torch_dtype = None if dtype is None else _DTYPES[dtype]
+    path = Path(out)
+    if (path.is_file() or (path.is_dir() and any(path.iterdir()))) and not force:
+        raise click.ClickException(
+            f"--out {out!r} exists{' and is not empty' if path.is_dir() else ''}; "
+            "pass --force to replace it"
+        )
     if _is_folder(out):
-        _stream(model, policy, seed, out, torch_dtype, _size(max_shard_size), strict, as_json)
+        _stream(model, policy, seed, out, torch_dtype, _size(max_shard_size), strict, as_json,
+                force)  # fmt: skip
         return
     m = _model(model)
     if torch_dtype is not None:
@@ -126,9 +159,13 @@ def init_cmd(
         report = initialize(m, policy, seed, strict=strict)
     except (PolicyError, UnmatchedParametersError) as e:
         raise click.ClickException(str(e)) from None
-    path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(m.state_dict(), path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(m.state_dict(), tmp)
+        os.replace(tmp, path)  # a file cut short never sits under its final name
+    finally:
+        tmp.unlink(missing_ok=True)
     _show(report, as_json)
     if not as_json:
         console.print(f"saved {len(m.state_dict())} tensors to {path}")
@@ -143,17 +180,15 @@ def _stream(
     max_bytes: int,
     strict: bool,
     as_json: bool,
+    force: bool,
 ) -> None:
-    from ..checkpoint import write_checkpoint
-    from ..materialize import MaterializeError, meta_build
-
     with meta_build():
         m = _model(spec)
     try:
         progress = not as_json and console.is_terminal
         index = write_checkpoint(
             m, policy, seed, out, dtype=dtype, max_shard_bytes=max_bytes, progress=progress,
-            strict=strict,
+            strict=strict, overwrite=force,
         )  # fmt: skip
     except (PolicyError, UnmatchedParametersError, MaterializeError) as e:
         raise click.ClickException(str(e)) from None

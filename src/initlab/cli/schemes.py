@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import click
 from rich.table import Table
 
 from ..schemes import aliases, list_schemes
 from ._common import console, print_json
+from .options import json_option
 
 
 def _params(cls: type) -> str:
@@ -19,10 +21,18 @@ def _params(cls: type) -> str:
     return ", ".join(out) or "-"
 
 
+def _summary(cls: type) -> str:
+    return (inspect.getdoc(cls) or "-").split("\n\n")[0].replace("\n", " ")
+
+
 @click.command("schemes")
-@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+@json_option("the catalogue")
 def schemes_cmd(as_json: bool) -> None:
-    """List every scheme: name, formula, parameters and paper."""
+    """List every scheme with its formula.
+
+    Name (and aliases), formula or one-line description, parameters and paper. Any of them is
+    also a policy: -p xavier_uniform initialises every parameter with it.
+    """
     alias_of: dict[str, list[str]] = {}
     for a, target in aliases().items():
         alias_of.setdefault(target, []).append(a)
@@ -30,7 +40,7 @@ def schemes_cmd(as_json: bool) -> None:
         {
             "name": cls.name,
             "aliases": sorted(alias_of.get(cls.name, [])),
-            "formula": cls.formula,
+            "formula": cls.formula or _summary(cls),
             "parameters": _params(cls),
             "paper": cls.paper,
             "uses_fans": cls.uses_fans if isinstance(cls.uses_fans, bool) else "per_block",

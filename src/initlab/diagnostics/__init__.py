@@ -9,7 +9,6 @@
 The plotting functions import matplotlib only when called (it is an optional dependency).
 """
 
-from .compare import SchemeComparison, apply_scheme_, compare_schemes
 from .hooks import ACTIVATIONS, RELU_FAMILY, SATURATING, default_loss, diagnose, preserved_state
 from .lsuv import LSUV_PAPER, LSUV_PYTORCH, LSUVLayer, LSUVReport, lsuv_
 from .plots import plot_histograms, plot_propagation
@@ -21,6 +20,7 @@ from .records import (
     Thresholds,
     WeightStats,
 )
+from .scheme_comparison import SchemeComparison, apply_scheme_, compare_schemes
 
 __all__ = [
     "ACTIVATIONS",

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers import compute_fans
 from .records import Diagnosis, Histogram, LayerRecord, SingularValues, Thresholds, WeightStats
 
 RELU_FAMILY: tuple[type[nn.Module], ...] = (
@@ -44,17 +45,52 @@ _CHANNELS_LAST = (nn.Linear, nn.Bilinear, nn.LayerNorm, nn.MultiheadAttention, n
 
 
 def is_activation(m: nn.Module) -> bool:
+    """Whether ``m`` is an activation module (:data:`ACTIVATIONS`: the ReLU family, the saturating
+    ones and a few others).
+
+    Args:
+        m: a module.
+
+    Returns:
+        True for an activation.
+
+    Example:
+        >>> is_activation(nn.GELU()), is_activation(nn.Linear(2, 2))
+        (True, False)
+    """
     return isinstance(m, ACTIVATIONS)
 
 
 def is_layer(m: nn.Module) -> bool:
-    """A module diagnose records: own parameters, a parametrization, or an activation."""
+    """A module diagnose records: own parameters, a parametrization, or an activation.
+
+    Args:
+        m: a module.
+
+    Returns:
+        True when :func:`diagnose` records its calls by default.
+
+    Example:
+        >>> is_layer(nn.Linear(2, 2)), is_layer(nn.ReLU()), is_layer(nn.Sequential())
+        (True, True, False)
+    """
     own = next(m.parameters(recurse=False), None) is not None
     return own or is_activation(m) or torch.nn.utils.parametrize.is_parametrized(m)
 
 
 def first_tensor(x: Any) -> Tensor | None:
-    """The first tensor in ``x`` (a tensor, or nested tuple/list/dict): MHA -> attn_output."""
+    """The first tensor in ``x`` (a tensor, or nested tuple/list/dict): MHA -> attn_output.
+
+    Args:
+        x: a module's inputs or outputs.
+
+    Returns:
+        The first tensor found depth-first, or None.
+
+    Example:
+        >>> first_tensor((None, {"a": torch.ones(1)}, torch.zeros(2)))
+        tensor([1.])
+    """
     if isinstance(x, Tensor):
         return x
     items = x.values() if isinstance(x, dict) else x if isinstance(x, (tuple, list)) else ()
@@ -66,7 +102,18 @@ def first_tensor(x: Any) -> Tensor | None:
 
 
 def moments(t: Tensor) -> tuple[float, float]:
-    """Mean and population std of all elements, in float64."""
+    """Mean and population std (``correction=0``) of all elements, in float64.
+
+    Args:
+        t: any tensor.
+
+    Returns:
+        ``(mean, std)`` as floats (NaN for an empty tensor).
+
+    Example:
+        >>> moments(torch.tensor([1.0, 3.0]))
+        (2.0, 1.0)
+    """
     d = t.detach().to(torch.float64)
     return (float(d.mean()), float(d.std(correction=0))) if d.numel() else (math.nan, math.nan)
 
@@ -77,7 +124,19 @@ def histogram(t: Tensor, bins: int, *, drop_zeros: bool = False) -> Histogram:
     The range is robust to a few outliers, which would otherwise squeeze the bulk of the
     distribution into one bin; values outside it are left out. ``drop_zeros`` leaves exact
     zeros out too (a ReLU's output is half zeros, a spike that hides the rest); the share
-    that was left out is ``1 - sum(counts) / numel``.
+    that was left out is ``1 - sum(counts) / numel``. Up to 200 values span their min..max.
+
+    Args:
+        t: the values.
+        bins: the number of equal bins.
+        drop_zeros: leave exact zeros out.
+
+    Returns:
+        A :class:`~initlab.diagnostics.records.Histogram`.
+
+    Example:
+        >>> histogram(torch.arange(10.0), 3)
+        Histogram(edges=[0.0, 3.0, 6.0, 9.0], counts=[3, 3, 4])
     """
     d = t.detach().flatten().to(torch.float32)
     d = d[torch.isfinite(d)]
@@ -97,20 +156,60 @@ def histogram(t: Tensor, bins: int, *, drop_zeros: bool = False) -> Histogram:
 
 
 def units_view(y: Tensor, dim: int | None) -> Tensor:
-    """``y`` as [units, values]: the unit dimension first, everything else flattened."""
+    """``y`` as [units, values]: the unit dimension first, everything else flattened.
+
+    Args:
+        y: a layer's output.
+        dim: the dimension of units (features or channels); None: one unit.
+
+    Returns:
+        A 2-D view or copy of ``y`` (detached).
+
+    Example:
+        >>> units_view(torch.zeros(8, 3, 4, 4), 1).shape
+        torch.Size([3, 128])
+    """
     if dim is None or y.ndim < 2:
         return y.detach().reshape(-1, 1)
     return y.detach().movedim(dim, 0).reshape(y.shape[dim], -1)
 
 
 def dead_fraction(y: Tensor, dim: int | None) -> float:
-    """Fraction of units never > 0 over the batch and positions (ReLU family)."""
+    """Fraction of units never > 0 over the batch and positions (ReLU family).
+
+    Args:
+        y: an activation's output.
+        dim: the dimension of units.
+
+    Returns:
+        dead units / units.
+
+    Example:
+        >>> dead_fraction(torch.tensor([[0.0, 1.0], [0.0, 2.0]]), 1)  # unit 0 is dead
+        0.5
+    """
     u = units_view(y, dim)
     return float(1.0 - (u > 0).any(dim=1).to(torch.float64).mean())
 
 
 def saturated_fraction(m: nn.Module, y: Tensor, dim: int | None, t: Thresholds) -> float:
-    """Fraction of units with >= ``t.saturation_fraction`` of values saturated (see records)."""
+    """Fraction of units with >= ``t.saturation_fraction`` of values saturated (see records).
+
+    Args:
+        m: the activation module (its type picks the saturated region).
+        y: its output.
+        dim: the dimension of units.
+        t: the thresholds (``saturation_level``, ``saturation_fraction``).
+
+    Returns:
+        saturated units / units.
+
+    Example:
+        >>> from initlab.diagnostics.records import Thresholds
+        >>> y = torch.tensor([[1.0, 0.0], [1.0, 0.5]])  # unit 0: |tanh| > 0.99 everywhere
+        >>> saturated_fraction(nn.Tanh(), y, 1, Thresholds())
+        0.5
+    """
     u, lv = units_view(y, dim), t.saturation_level
     if isinstance(m, (nn.Tanh, nn.Softsign)):
         sat = u.abs() > lv
@@ -124,7 +223,19 @@ def saturated_fraction(m: nn.Module, y: Tensor, dim: int | None, t: Thresholds) 
 
 
 def sv_summary(w: Tensor) -> SingularValues:
-    """Largest/smallest singular value and condition number of ``w.reshape(w.shape[0], -1)``."""
+    """Largest/smallest singular value and condition number of ``w.reshape(w.shape[0], -1)``.
+
+    Args:
+        w: a weight with at least 2 dimensions.
+
+    Returns:
+        A :class:`~initlab.diagnostics.records.SingularValues` (condition inf when the
+        smallest is 0).
+
+    Example:
+        >>> sv_summary(torch.diag(torch.tensor([3.0, 0.5])))
+        SingularValues(largest=3.0, smallest=0.5, condition=6.0)
+    """
     s = torch.linalg.svdvals(w.detach().reshape(w.shape[0], -1).to(torch.float64))
     hi, lo = float(s.max()), float(s.min())
     return SingularValues(hi, lo, hi / lo if lo > 0 else math.inf)
@@ -147,6 +258,25 @@ def preserved_state(
     when CUDA is initialised) so dropout does not advance it, buffer values (BatchNorm running
     statistics), parameter values when ``params`` and every parameter's ``.grad`` reference.
     ``seed`` seeds the global generator inside the block (reproducible dropout masks).
+
+    Args:
+        model: the model whose state is restored.
+        train: the mode to run the block in (None: keep each module's mode).
+        seed: seed torch's global generator inside the block.
+        params: restore parameter values.
+        buffers: restore buffer values.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).eval()
+        >>> before = model[0].weight.clone()
+        >>> with preserved_state(model, train=True, seed=0):
+        ...     _ = nn.init.zeros_(model[0].weight)
+        ...     model.training
+        True
+        >>> torch.equal(model[0].weight, before), model.training
+        (True, False)
     """
     modes = [(m, m.training) for m in model.modules()]
     cpu_rng = torch.get_rng_state()
@@ -184,6 +314,19 @@ def prepare_inputs(inputs: Any, requires_grad: bool) -> tuple[tuple, dict, list[
     A tensor is one positional argument, a tuple/list the positional arguments, a dict the
     keyword arguments. Floating tensors are passed as clones of fresh leaves (so the caller's
     tensors are never modified by an in-place first layer, and in-place ops stay legal).
+
+    Args:
+        inputs: a tensor, a tuple/list or a dict.
+        requires_grad: make the floating leaves require grad (to reach dL/d input).
+
+    Returns:
+        ``(args, kwargs, leaves)``.
+
+    Example:
+        >>> x = torch.ones(2)
+        >>> args, kwargs, leaves = prepare_inputs(x, True)
+        >>> args[0] is x, leaves[0].requires_grad, kwargs
+        (False, True, {})
     """
     leaves: list[Tensor] = []
 
@@ -207,7 +350,21 @@ def select_layers(
 ) -> dict[nn.Module, str]:
     """{module: qualified name ("(root)" for the model)} of the modules of ``kind`` kept by
     ``layers``: None (all), qualified names (ValueError for a name not in the model) or a
-    predicate ``(name, module) -> bool``."""
+    predicate ``(name, module) -> bool``.
+
+    Args:
+        model: the model.
+        layers: None, qualified module names, or a predicate.
+        kind: which modules qualify (default: :func:`is_layer`).
+
+    Returns:
+        The selected modules and their names, in ``named_modules`` order.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        >>> list(select_layers(model, None).values()), list(select_layers(model, ["1"]).values())
+        (['0', '1'], ['1'])
+    """
     names = {m: n for n, m in model.named_modules()}
     if layers is not None and not callable(layers):
         wanted = set(layers)
@@ -219,7 +376,24 @@ def select_layers(
 
 
 class Recorder:
-    """Registers the hooks on ``modules`` and builds one :class:`LayerRecord` per call."""
+    """Registers the hooks on ``modules`` and builds one :class:`LayerRecord` per call.
+
+    A context manager: the hooks are removed on exit. Forward statistics are recorded by the
+    hooks; :func:`diagnose` adds the gradients.
+
+    Args:
+        modules: {module: qualified name} to record (:func:`select_layers`).
+        thresholds: the saturation thresholds.
+        bins: histogram bins per output (0: none).
+
+    Example:
+        >>> from initlab.diagnostics.records import Thresholds
+        >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+        >>> with Recorder(select_layers(model, None), Thresholds()) as rec:
+        ...     _ = model(torch.randn(5, 4, generator=torch.Generator().manual_seed(0)))
+        >>> [(r.label, r.kind, r.output_shape) for r in rec.records]
+        [('0', 'Linear', (5, 3)), ('1', 'ReLU', (5, 3))]
+    """
 
     def __init__(self, modules: dict[nn.Module, str], thresholds: Thresholds, bins: int = 0):
         self.modules, self.t, self.bins = modules, thresholds, bins
@@ -305,6 +479,22 @@ def default_loss(
     cross-entropy for integer targets, MSE for floating targets, and without targets
     ``L = 0.5 * sum(output**2) / output.shape[0]`` (so dL/d output = output / batch: the
     backward pass carries the forward signal back, a label-free probe of gradient flow).
+
+    Args:
+        output: the model's output.
+        targets: the targets, or None.
+        loss_fn: ``loss_fn(output, targets)`` or ``loss_fn(output)``, or None for the defaults.
+
+    Returns:
+        ``(loss, name)``, name one of ``"custom"``, ``"cross_entropy"``, ``"mse"``,
+        ``"half_sum_squares"``.
+
+    Example:
+        >>> out = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+        >>> default_loss(out, None, None)  # 0.5 * (1 + 4 + 9 + 16) / 2
+        (tensor(7.5000), 'half_sum_squares')
+        >>> default_loss(out, torch.tensor([1, 0]), None)[1]
+        'cross_entropy'
     """
     if loss_fn is not None:
         return (loss_fn(output, targets) if targets is not None else loss_fn(output)), "custom"
@@ -321,7 +511,6 @@ def _weight_stats(
 ) -> dict[str, WeightStats]:
     """Stats of the module's own parameters and of those of descendants that were not recorded
     (MultiheadAttention's ``out_proj`` is never called as a module: its weight is read)."""
-    from ..fans import compute_fans
 
     named: list[tuple[str, Tensor]] = []
     parametrized = torch.nn.utils.parametrize.is_parametrized(module)
@@ -391,6 +580,21 @@ def diagnose(
     The model is left exactly as it was: parameter values, ``.grad`` (never written: the
     gradients come from ``torch.autograd.grad``), buffers, training flags, torch's global RNG
     state, and no hooks remain, even if the forward raises.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from initlab.diagnostics import apply_scheme_, diagnose
+        >>> model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+        ...                       nn.Linear(64, 64))
+        >>> apply_scheme_(model, {"name": "kaiming_normal", "nonlinearity": "relu"},
+        ...               torch.Generator().manual_seed(0))
+        >>> x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
+        >>> d = diagnose(model, x, bins=20)
+        >>> [r.label for r in d.weight_records()], d.vanishing
+        (['0', '2', '4'], {'forward': False, 'backward': False})
+        >>> [round(s, 2) for s in d.series("output_std")]  # He init: about sqrt(2) at every depth
+        [1.41, 1.43, 1.33]
     """
     th = thresholds or Thresholds()
     modules = select_layers(model, layers)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..layers import compute_fans
 from .hooks import first_tensor, prepare_inputs, preserved_state, select_layers
 from .records import Rendered, fmt
 
@@ -56,7 +57,21 @@ MEASURES = ("var", "std")
 
 @dataclasses.dataclass
 class LSUVLayer:
-    """One layer's LSUV outcome: rescalings made, variance before/after, total weight scale."""
+    """One layer's LSUV outcome: rescalings made, variance before/after, total weight scale.
+
+    Attributes:
+        name: the layer's qualified name.
+        kind: its class name.
+        iterations: the rescalings made.
+        initial_var: the output variance before the first rescaling.
+        final_var: the output variance after the last.
+        scale: the product of the factors sqrt(target_var / Var) applied to the weight.
+        converged: whether the tolerance was met.
+
+    Example:
+        >>> LSUVLayer("0", "Linear", 1, 4.0, 1.0, 0.5, True).to_dict()["scale"]
+        0.5
+    """
 
     name: str
     kind: str
@@ -67,12 +82,29 @@ class LSUVLayer:
     converged: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
         return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
 class LSUVReport(Rendered):
-    """What :func:`lsuv_` did, layer by layer in execution order."""
+    """What :func:`lsuv_` did, layer by layer in execution order.
+
+    Attributes:
+        layers: one :class:`LSUVLayer` per rescaled layer.
+        tol: the tolerance used.
+        max_iter: the maximum rescalings per layer.
+        measure: ``"var"`` or ``"std"``.
+        target_var: the output variance aimed at.
+        orthonormal_preinit: whether weights were set orthogonal first.
+        not_executed: selected layers the forward pass never called.
+
+    Example:
+        >>> rep = LSUVReport([LSUVLayer("0", "Linear", 1, 4.0, 1.0, 0.5, True)], 0.1, 10, "var",
+        ...                  1.0, True)
+        >>> rep.all_converged, rep.to_dict()["layers"][0]["final_var"]
+        (True, 1.0)
+    """
 
     layers: list[LSUVLayer]
     tol: float
@@ -84,9 +116,11 @@ class LSUVReport(Rendered):
 
     @property
     def all_converged(self) -> bool:
+        """Whether every rescaled layer met the tolerance."""
         return all(x.converged for x in self.layers)
 
     def table(self, title: str | None = None) -> Table:
+        """A rich Table, one row per layer; the caption counts the converged ones."""
         from rich.table import Table
 
         crit = "|Var - target|" if self.measure == "var" else "|Std - sqrt(target)|"
@@ -105,6 +139,7 @@ class LSUVReport(Rendered):
         return t
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings, ``all_converged``, ``not_executed`` and the layers, as a dict."""
         return {
             "tol": self.tol,
             "max_iter": self.max_iter,
@@ -158,8 +193,24 @@ def lsuv_(
     Returns:
         An :class:`LSUVReport`. Layers whose output variance is 0 or not finite cannot be
         rescaled: they are reported with ``converged=False``.
+
+    Paper: Mishkin & Matas 2016, "All you need is a good init", https://arxiv.org/abs/1511.06422
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from initlab.diagnostics import apply_scheme_, diagnose
+        >>> model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+        ...                       nn.Linear(64, 64))
+        >>> apply_scheme_(model, {"name": "kaiming_normal", "nonlinearity": "relu"},
+        ...               torch.Generator().manual_seed(0))
+        >>> x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
+        >>> report = lsuv_(model, x, generator=0)
+        >>> report.all_converged, [round(layer.final_var, 1) for layer in report.layers]
+        (True, [1.0, 1.0, 1.0])
+        >>> round(model(x).var().item(), 1)
+        1.0
     """
-    from ..fans import compute_fans
     from ..schemes import get_scheme
 
     if tol <= 0 or not math.isfinite(tol):

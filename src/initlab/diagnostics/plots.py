@@ -5,7 +5,7 @@
 * :func:`plot_histograms`: per-layer histograms of activation values (or of back-propagated
   gradients), one row per scheme, layers overlaid (Glorot & Bengio 2010, Fig. 6-7 style).
 
-Both accept a :class:`~initlab.diagnostics.compare.SchemeComparison`, a single
+Both accept a :class:`~initlab.diagnostics.scheme_comparison.SchemeComparison`, a single
 :class:`~initlab.diagnostics.records.Diagnosis`, or a mapping label -> Diagnosis, and return the
 path written. Figures are built with ``matplotlib.figure.Figure`` and an Agg canvas, so
 pyplot's global state and the interactive backend are never touched.
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .compare import SchemeComparison
 from .records import Diagnosis, LayerRecord
+from .scheme_comparison import SchemeComparison
 
 
 def _diagnoses(obj: SchemeComparison | Diagnosis | Mapping[str, Diagnosis]) -> dict[str, Diagnosis]:
@@ -67,7 +67,35 @@ def plot_propagation(
 ) -> Path:
     """Two panels, std of layer outputs and of dL/d outputs versus depth, log y, one line per
     scheme. ``layers="weights"`` plots the weight layers (pre-activations), ``"all"`` every
-    recorded call. Returns ``path``."""
+    recorded call.
+
+    Args:
+        comparison: a :class:`SchemeComparison`, one Diagnosis, or label -> Diagnosis.
+        path: the image file to write (format from its suffix).
+        layers: ``"weights"`` or ``"all"``.
+        title: the figure title.
+        dpi: the resolution.
+        colors: ``{scheme: colour}``; other schemes take matplotlib's cycle.
+
+    Returns:
+        ``path``, as a Path.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from initlab.diagnostics import apply_scheme_, diagnose
+        >>> model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+        ...                       nn.Linear(64, 64))
+        >>> apply_scheme_(model, {"name": "kaiming_normal", "nonlinearity": "relu"},
+        ...               torch.Generator().manual_seed(0))
+        >>> x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     out = plot_propagation(diagnose(model, x), Path(tmp) / "propagation.png")
+        ...     out.name, out.stat().st_size > 0
+        ('propagation.png', True)
+    """
     diags = _diagnoses(comparison)
     fig, axes = _figure(1, 2, (11, 4.2))
     panels = (("output_std", "activation std (forward)"),
@@ -75,7 +103,7 @@ def plot_propagation(
     from matplotlib.ticker import MaxNLocator
 
     styles = _styles(len(diags))
-    for name, style in zip(diags, styles, strict=True):  # ``colors``: {scheme: colour}
+    for name, style in zip(diags, styles, strict=True):
         if colors and name in colors:
             style["color"] = colors[name]
     absent: set[str] = set()
@@ -157,6 +185,25 @@ def plot_histograms(
         quantity: ``"activation"`` or ``"gradient"``.
 
     The diagnoses must have been made with ``bins > 0`` (``compare_schemes`` stores 50 bins).
+
+    Returns:
+        ``path``, as a Path.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from initlab.diagnostics import apply_scheme_, diagnose
+        >>> model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+        ...                       nn.Linear(64, 64))
+        >>> apply_scheme_(model, {"name": "kaiming_normal", "nonlinearity": "relu"},
+        ...               torch.Generator().manual_seed(0))
+        >>> x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     out = plot_histograms(diagnose(model, x, bins=20), Path(tmp) / "hist.png")
+        ...     out.name, out.stat().st_size > 0
+        ('hist.png', True)
     """
     if quantity not in ("activation", "gradient"):
         raise ValueError(f"quantity must be 'activation' or 'gradient', got {quantity!r}")

@@ -42,12 +42,20 @@ DIRECTIONS = ("forward", "backward")
 
 class Rendered:
     """Shared faces of result objects with a ``table()`` and a ``to_dict()``: rich rendering,
-    plain text and JSON (optionally written to a file)."""
+    plain text (``str``) and JSON (optionally written to a file).
+
+    Example:
+        >>> d = Diagnosis([LayerRecord(0, "fc", "Linear", has_weight=True, output_std=1.0)])
+        >>> isinstance(d, Rendered), json.loads(d.to_json())["records"][0]["name"]
+        (True, 'fc')
+    """
 
     def table(self) -> Table:  # pragma: no cover - every subclass defines it
+        """A rich Table of the result (defined by each subclass)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every subclass defines it
+        """A JSON-friendly dict of the result (defined by each subclass)."""
         raise NotImplementedError
 
     def __rich__(self) -> Table:
@@ -72,6 +80,14 @@ class Thresholds:
         saturation_level: |tanh| above it (sigmoid outside [1 - level, level]) is saturated.
         saturation_fraction: a unit is saturated when at least this fraction of its values
             (over batch and positions) is in the saturated region.
+
+    Example:
+        >>> Thresholds(ratio_low=1e-3).factor_low
+        0.5
+        >>> Thresholds(ratio_low=2.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: thresholds need 0 < ratio_low <= 1 <= ratio_high
     """
 
     ratio_low: float = 1e-2
@@ -92,24 +108,45 @@ class Thresholds:
 
 @dataclasses.dataclass
 class Histogram:
-    """Counts of values in ``len(counts)`` equal bins between ``edges[0]`` and ``edges[-1]``."""
+    """Counts of values in ``len(counts)`` equal bins between ``edges[0]`` and ``edges[-1]``.
+
+    Attributes:
+        edges: the ``len(counts) + 1`` bin edges.
+        counts: the number of values in each bin.
+
+    Example:
+        >>> Histogram([0.0, 0.5, 1.0], [3, 1]).to_dict()
+        {'edges': [0.0, 0.5, 1.0], 'counts': [3, 1]}
+    """
 
     edges: list[float]
     counts: list[int]
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"edges": ..., "counts": ...}``."""
         return {"edges": self.edges, "counts": self.counts}
 
 
 @dataclasses.dataclass
 class SingularValues:
-    """Largest and smallest singular value of a matrix (or of one packed block) and their ratio."""
+    """Largest and smallest singular value of a matrix (or of one packed block) and their ratio.
+
+    Attributes:
+        largest: the largest singular value.
+        smallest: the smallest singular value.
+        condition: largest / smallest.
+
+    Example:
+        >>> SingularValues(2.0, 0.5, 4.0).to_dict()
+        {'largest': 2.0, 'smallest': 0.5, 'condition': 4.0}
+    """
 
     largest: float
     smallest: float
     condition: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The three values as a dict."""
         return dataclasses.asdict(self)
 
 
@@ -121,6 +158,18 @@ class WeightStats:
     them per packed block (MultiheadAttention q/k/v, LSTM gates...) when the layer has blocks.
     ``grad_std`` is the std of dL/dW over this diagnosis' batch (the sum over all calls of a
     module called more than once); None when the parameter does not require grad or is unused.
+
+    Attributes:
+        name: the parameter's name in its layer (``"weight"``, ``"out_proj.weight"``).
+        shape: its shape.
+        std: the std of its values.
+        grad_std: the std of dL/dW, or None.
+        sv: its singular values, or None (< 2-D).
+        blocks: singular values per packed block.
+
+    Example:
+        >>> WeightStats("weight", (4, 3), 0.5, sv=SingularValues(2.0, 0.5, 4.0)).to_dict()["sv"]
+        {'largest': 2.0, 'smallest': 0.5, 'condition': 4.0}
     """
 
     name: str
@@ -131,6 +180,7 @@ class WeightStats:
     blocks: dict[str, SingularValues] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-friendly dict (shape as a list)."""
         return {
             "name": self.name,
             "shape": list(self.shape),
@@ -152,6 +202,27 @@ class LayerRecord:
     statistics are taken before the module runs (so an in-place activation's input is its
     pre-activation). ``weights`` is filled on call 0 only. None means "not applicable" or "no
     gradient reached this tensor".
+
+    Attributes:
+        index: the call's position in execution order.
+        name: the module's qualified name.
+        kind: the module's class name.
+        call: the module's call index.
+        role: ``"activation"`` or ``"layer"``.
+        has_weight: the module owns a >= 2-D weight.
+        input_shape: the first input tensor's shape; ``input_mean``, ``input_std`` its statistics.
+        output_shape: the output's shape; ``output_mean``, ``output_std`` its statistics.
+        unit_dim: the dimension of units (features/channels) in the output.
+        dead_fraction: the fraction of dead units (ReLU family).
+        saturated_fraction: the fraction of saturated units (tanh, sigmoid...).
+        grad_output_std: the std of dL/d output.
+        weights: the module's parameters' statistics (call 0).
+        histogram: of the output; ``grad_histogram``: of dL/d output (``bins > 0``).
+
+    Example:
+        >>> r = LayerRecord(3, "encoder.fc", "Linear", call=1, output_std=0.5)
+        >>> r.label, r.to_dict()["output_std"]
+        ('encoder.fc#1', 0.5)
     """
 
     index: int
@@ -180,6 +251,7 @@ class LayerRecord:
         return self.name if self.call == 0 else f"{self.name}#{self.call}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-friendly dict (tuples as lists, nested records as dicts)."""
         d: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -194,7 +266,19 @@ class LayerRecord:
 
 
 def ratio_and_factor(series: list[float | None]) -> tuple[float | None, float | None]:
-    """``(last / first, (last / first) ** (1 / (n - 1)))`` of a series; None when undefined."""
+    """``(last / first, (last / first) ** (1 / (n - 1)))`` of a series; None when undefined.
+
+    Args:
+        series: values along depth (None entries are skipped).
+
+    Returns:
+        ``(ratio, per-layer factor)``, or ``(None, None)`` with fewer than two values or a first
+        value that is not positive and finite.
+
+    Example:
+        >>> ratio_and_factor([1.0, None, 0.25, 0.0625])  # 3 values: factor = 0.0625 ** (1/2)
+        (0.0625, 0.25)
+    """
     vals = [v for v in series if v is not None]
     if len(vals) < 2 or not math.isfinite(vals[0]) or vals[0] <= 0 or not math.isfinite(vals[-1]):
         return None, None
@@ -213,6 +297,19 @@ class Diagnosis(Rendered):
             ``"half_sum_squares"``).
         train: the mode the model ran in.
         thresholds: the :class:`Thresholds` the flags use.
+
+    The flags follow the module docstring: forward ratio r = std(out of the last weight layer) /
+    std(out of the first), per-layer factor g = r^(1/(L-1)); vanishing when r < ratio_low or
+    g < factor_low. Glorot & Bengio 2010, https://proceedings.mlr.press/v9/glorot10a.html
+
+    Example:
+        >>> recs = [LayerRecord(i, str(i), "Linear", has_weight=True, output_std=s)
+        ...         for i, s in enumerate([1.0, 0.1, 0.001])]
+        >>> d = Diagnosis(recs)
+        >>> d.forward_ratio, round(d.factor("forward"), 4), d.vanishing["forward"]  # 0.001 ** 0.5
+        (0.001, 0.0316, True)
+        >>> d.summary()
+        'forward: vanishing (ratio 0.001, per layer 0.03162); backward: ok (ratio -, per layer -)'
     """
 
     records: list[LayerRecord]
@@ -280,6 +377,7 @@ class Diagnosis(Rendered):
         return [r.label for r in self.records if r.saturated_fraction]
 
     def flags(self) -> dict[str, Any]:
+        """Vanishing, exploding, dead and saturated layers and the ratios, as a dict."""
         return {
             "vanishing": self.vanishing,
             "exploding": self.exploding,
@@ -312,6 +410,7 @@ class Diagnosis(Rendered):
                "grad std", "weight", "σ max", "σ min", "cond", "dW std")  # fmt: skip
 
     def rows(self) -> list[list[str]]:
+        """Table cells, one row per record: layer, stds, dead/saturated %, main weight stats."""
         out = []
         for r in self.records:
             w = _main_weight(r)
@@ -337,6 +436,7 @@ class Diagnosis(Rendered):
         return t
 
     def to_dict(self) -> dict[str, Any]:
+        """Loss, mode, thresholds, flags and every record, as a JSON-friendly dict."""
         return {
             "train": self.train,
             "loss": self.loss,
@@ -355,7 +455,18 @@ def _main_weight(r: LayerRecord) -> WeightStats | None:
 
 
 def fmt(v: float | None) -> str:
-    """Compact number: 4 significant digits, "-" for None."""
+    """Compact number: 4 significant digits, "-" for None.
+
+    Args:
+        v: a number or None.
+
+    Returns:
+        The text.
+
+    Example:
+        >>> fmt(0.000123456), fmt(12345.678), fmt(None)
+        ('0.0001235', '1.235e+04', '-')
+    """
     if v is None:
         return "-"
     if not math.isfinite(v):
@@ -364,11 +475,34 @@ def fmt(v: float | None) -> str:
 
 
 def pct(v: float | None) -> str:
+    """A fraction as a whole percentage, "-" for None.
+
+    Args:
+        v: a fraction or None.
+
+    Returns:
+        The text.
+
+    Example:
+        >>> pct(0.25), pct(None)
+        ('25%', '-')
+    """
     return "-" if v is None else f"{100 * v:.0f}%"
 
 
 def jsonable(obj: Any) -> Any:
-    """Replace non-finite floats by strings, recursively (JSON has no literal for them)."""
+    """Replace non-finite floats by strings, recursively (JSON has no literal for them).
+
+    Args:
+        obj: nested dicts, lists, tuples and scalars.
+
+    Returns:
+        The same structure with tuples as lists, dict keys as strings and inf/nan as text.
+
+    Example:
+        >>> jsonable({"a": (1, 2), "b": float("inf")})
+        {'a': [1, 2], 'b': 'inf'}
+    """
     if isinstance(obj, float) and not math.isfinite(obj):
         return repr(obj)
     if isinstance(obj, dict):
@@ -379,6 +513,20 @@ def jsonable(obj: Any) -> Any:
 
 
 def dump_json(obj: Any, path: str | Path | None, indent: int | None = 2) -> str:
+    """JSON text of ``obj`` (via :func:`jsonable`, strict JSON); written to ``path`` if given.
+
+    Args:
+        obj: the data.
+        path: a file to write (with a final newline), or None.
+        indent: as in ``json.dumps``.
+
+    Returns:
+        The JSON text.
+
+    Example:
+        >>> dump_json({"ratio": float("nan")}, None, indent=None)
+        '{"ratio": "nan"}'
+    """
     text = json.dumps(jsonable(obj), indent=indent, allow_nan=False)
     if path is not None:
         Path(path).write_text(text + "\n", encoding="utf-8")
@@ -386,7 +534,22 @@ def dump_json(obj: Any, path: str | Path | None, indent: int | None = 2) -> str:
 
 
 def render(table: Any, width: int = 180) -> str:
-    """Plain text of a rich renderable (no terminal needed)."""
+    """Plain text of a rich renderable (no terminal needed).
+
+    Args:
+        table: a rich renderable.
+        width: the console width.
+
+    Returns:
+        The text.
+
+    Example:
+        >>> from rich.table import Table
+        >>> t = Table("x")
+        >>> t.add_row("1")
+        >>> "x" in render(t, width=20)
+        True
+    """
     import io
 
     from rich.console import Console

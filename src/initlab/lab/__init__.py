@@ -1,8 +1,9 @@
 """The lab: train one network under many init schemes side by side, and report.
 
 ``compare(...)`` (the Python face of ``initlab compare``) and ``report(folder)``; entries
-(what initialises each column), data sets, a model zoo, the vectorised trainer, statistics,
-the verdict (``decide``), and one colour per entry (``entry_colors``).
+(what initialises each column), data sets, the vectorised trainer, statistics, the verdict
+(``decide``), and one colour per entry (``entry_colors``). Models come from
+:func:`initlab.build_model` (the zoo, :mod:`initlab.zoo`, or a user factory).
 """
 
 from .data import DATASETS, Dataset, DatasetError, load_dataset
@@ -15,35 +16,25 @@ from .entries import (
     resolve_entry,
 )
 from .experiment import PRESETS, ComparisonResult, compare, report
-from .models import ACTIVATIONS, MODELS, ModelError, build_model, make_activation
 from .palette import entry_colors
-from .specs import SpecError, format_spec, parse_spec
 from .verdict import Verdict, decide
 
 __all__ = [
-    "ACTIVATIONS",
     "DATASETS",
     "DEFAULT_ENTRIES",
     "ENTRY_FORMULAS",
-    "MODELS",
     "PRESETS",
     "ComparisonResult",
     "Dataset",
     "DatasetError",
     "Entry",
     "EntryError",
-    "ModelError",
-    "SpecError",
     "Verdict",
-    "build_model",
     "compare",
     "decide",
     "describe_entry",
     "entry_colors",
-    "format_spec",
     "load_dataset",
-    "make_activation",
-    "parse_spec",
     "report",
     "resolve_entry",
 ]

@@ -12,14 +12,13 @@ dimensions; 1-D weights of norm layers 1; every bias 0, as the seeds do)
     ``variance_scaling(1, fan_in, normal)``, a true, untruncated normal).
 The family presets and friends
     ``xavier``, ``kaiming``, ``lecun`` (the presets of those names), ``orthogonal`` (the
-    ``seeds-orthogonal`` preset: orthogonal weights, biases 0) and ``torch_default`` (the
-    ``torch-default`` preset: every layer as its ``reset_parameters`` would, from keyed
-    streams).
-Any scheme with parameters, in the shared spec syntax (:mod:`initlab.lab.specs`)
+    ``orthogonal_weights`` preset: orthogonal weights, biases 0) and ``torch_default`` (the
+    preset of that name: every layer as its ``reset_parameters`` would, from keyed streams).
+Any scheme with parameters, in the one spec grammar (:mod:`initlab.specs`)
     ``kaiming_normal:mode=fan_out,nonlinearity=relu`` -> that scheme on every weight, biases 0
     (same layout as the seeds' six). The label is the canonical spec.
 Any preset, with arguments
-    ``gpt2:n_layers=2``, ``seeds-xavier-kaiming``.
+    ``gpt2:n_layers=2``, ``linear_xavier_conv_kaiming`` (deprecated preset names warn).
 A policy file
     a path ending in ``.yaml``/``.yml``/``.toml``/``.json`` (or any existing file); the label is
     the file's stem, the config carries the policy's content, so editing the file changes the
@@ -31,7 +30,8 @@ Data-dependent LSUV (Mishkin & Matas 2016)
     :data:`LSUV_BATCH` training examples in the run's own data order, so it depends on the
     seed only; LSUV is an explicit second phase, recorded in the entry's config.
 
-Names are matched case-insensitively with ``-`` and ``_`` interchangeable. Unknown names raise
+Names are matched case-insensitively with ``-`` and ``_`` interchangeable
+(:func:`initlab.syntax.canonical_name`) and labelled with underscores. Unknown names raise
 :class:`EntryError` listing what is valid.
 """
 
@@ -43,11 +43,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..policy import Policy, PolicyError, Rule, get_preset, list_presets, load_policy
+from ..policy import DEPRECATED_PRESETS, Policy, PolicyError, Rule, get_preset, list_presets
 from ..policy.files import FORMATS
 from ..policy.presets import NORMS
-from ..schemes import aliases, list_schemes, scheme_class
-from .specs import SpecError, format_spec, parse_spec
+from ..schemes import aliases, list_schemes
+from ..specs import load_policy, resolve_scheme
+from ..syntax import SpecError, canonical_name, format_spec, parse_spec
 
 __all__ = [
     "DEFAULT_ENTRIES",
@@ -64,7 +65,14 @@ __all__ = [
 
 
 class EntryError(ValueError):
-    """An entry name that is not a known entry, scheme, preset or policy file."""
+    """An entry name that is not a known entry, scheme, preset or policy file.
+
+    Example:
+        >>> resolve_entry("nosuch")
+        Traceback (most recent call last):
+        ...
+        initlab.lab.entries.EntryError: unknown entry 'nosuch'. Valid: the defaults zeros, ...
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +85,12 @@ class Entry:
         config: JSON-friendly description: ``spec`` (canonical), ``kind`` (``seed``,
             ``preset``, ``scheme``, ``file`` or ``policy``) and ``policy`` (its file schema,
             when it can be written), used for run ids.
+        data_init: a data-dependent phase after the policy: None or ``"lsuv"``.
+
+    Example:
+        >>> entry = resolve_entry("kaiming+lsuv")
+        >>> entry.label, entry.data_init, entry.config["kind"]
+        ('kaiming+lsuv', 'lsuv', 'preset')
     """
 
     label: str
@@ -116,8 +130,8 @@ PRESET_ENTRIES: dict[str, str] = {
     "xavier": "xavier",
     "kaiming": "kaiming",
     "lecun": "lecun",
-    "orthogonal": "seeds-orthogonal",
-    "torch_default": "torch-default",
+    "orthogonal": "orthogonal_weights",
+    "torch_default": "torch_default",
 }
 
 DEFAULT_ENTRIES: tuple[str, ...] = (*SEED_ENTRIES, *PRESET_ENTRIES)
@@ -151,6 +165,12 @@ def describe_entry(entry: Entry) -> str:
     """One line saying what ``entry`` does: :data:`ENTRY_FORMULAS`, else its policy's
     description, else its spec.
 
+    Args:
+        entry: a resolved entry (:func:`resolve_entry`).
+
+    Returns:
+        The line, for the report's glossary.
+
     Example:
         >>> describe_entry(resolve_entry("kaiming"))
         "W ~ N(0, 2/fan_in): keeps ReLU activations' scale (He et al. 2015)"
@@ -161,10 +181,6 @@ def describe_entry(entry: Entry) -> str:
         base = entry.label[: -len("+lsuv")]
         return f"{ENTRY_FORMULAS.get(base, base)}; then LSUV (unit output variance per layer)"
     return entry.policy.description or str(entry.config.get("spec", entry.label))
-
-
-def _key(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
 
 
 def every_weight_policy(scheme: Any, name: str, description: str | None = None) -> Policy:
@@ -223,6 +239,19 @@ def resolve_entry(spec: str | Entry | Policy) -> Entry:
     Raises:
         EntryError: an unknown name, or a scheme, preset or file that cannot be built (the
             message says which and why).
+
+    Args:
+        spec: an entry name (``"kaiming"``, ``"uniform_rule"``), a scheme spec
+            (``"kaiming_normal:mode=fan_out"``), a preset spec, a policy file, any of these with
+            ``"+lsuv"``, ``"lsuv"``, an Entry or a Policy.
+
+    Returns:
+        The :class:`Entry`.
+
+    Example:
+        >>> entry = resolve_entry("xavier_uniform")
+        >>> entry.label, entry.config["kind"], entry.policy.rules[1].scheme
+        ('xavier_uniform', 'scheme', XavierUniform(gain=1.0))
     """
     if isinstance(spec, Entry):
         return spec
@@ -232,7 +261,7 @@ def resolve_entry(spec: str | Entry | Policy) -> Entry:
     if not isinstance(spec, str) or not spec.strip():
         raise EntryError(f"an entry must be a non-empty string, got {spec!r}")
     spec = spec.strip()
-    key = _key(spec)
+    key = canonical_name(spec)
     if key == "lsuv":
         base = _entry("lsuv", every_weight_policy("orthogonal", "lsuv"), "lsuv", "lsuv")
         return dataclasses.replace(
@@ -262,24 +291,23 @@ def resolve_entry(spec: str | Entry | Policy) -> Entry:
         raise _unknown(spec, f" ({e})") from None
     if "path" in params:
         raise _unknown(spec, " (parameters are key=value)")
-    preset = _key(name).replace("_", "-")
-    if preset in list_presets():
-        canonical = format_spec(preset, params)
+    preset = canonical_name(name)
+    if preset in list_presets() or preset in DEPRECATED_PRESETS:
         try:
             policy = get_preset(name, **params)
         except PolicyError as e:
             raise EntryError(f"preset {spec!r}: {e}") from None
+        canonical = format_spec(DEPRECATED_PRESETS.get(preset, preset), params)
         return _entry(canonical, policy, canonical, "preset")
-    canonical = format_spec(_key(name), params)
+    canonical = format_spec(canonical_name(name), params)
+    scheme = {"name": canonical_name(name), **params}
     try:
-        scheme_class(name)
-    except KeyError:
-        raise _unknown(spec) from None
-    scheme = {"name": _key(name), **params}
-    try:
-        policy = every_weight_policy(scheme, canonical)
+        resolve_scheme(scheme)
     except PolicyError as e:
+        if e.message.startswith("unknown scheme"):
+            raise _unknown(spec) from None
         raise EntryError(f"scheme {spec!r}: {e}") from None
+    policy = every_weight_policy(scheme, canonical)
     return _entry(canonical, policy, canonical, "scheme")
 
 
@@ -295,7 +323,7 @@ def resolve_entries(specs: Iterable[str | Entry | Policy] | str | None = None) -
         specs = [specs]
     out: list[Entry] = []
     for spec in specs:
-        if isinstance(spec, str) and _key(spec) in ("default", "defaults"):
+        if isinstance(spec, str) and canonical_name(spec) in ("default", "defaults"):
             out += [resolve_entry(s) for s in DEFAULT_ENTRIES]
         else:
             out.append(resolve_entry(spec))

@@ -32,10 +32,10 @@ from typing import Any
 import torch
 
 from ..diagnostics import compare_schemes, plot_propagation
+from ..specs import build_model
 from . import process_group as dist_
 from .data import Dataset, load_dataset
 from .entries import Entry, resolve_entries
-from .models import build_model
 from .palette import entry_colors
 from .report_pages import write_report
 from .results import (
@@ -273,7 +273,7 @@ def compare(
         A :class:`ComparisonResult`.
 
     Raises:
-        EntryError, ModelError, FactoryError, DatasetError, ValueError: bad inputs, before
+        EntryError, ModelError, RefError, DatasetError, ValueError: bad inputs, before
             any training.
 
     Example:

@@ -204,29 +204,66 @@ def append_results(folder: str | os.PathLike[str], results: Iterable[RunResult])
     return path
 
 
+class MalformedLinesWarning(UserWarning):
+    """Lines of a results file that were skipped; one warning per file, with the count."""
+
+
 def load_results(folder: str | os.PathLike[str]) -> list[RunResult]:
     """The results in ``folder/runs.jsonl`` (or a ``.jsonl`` file path), first of each run id.
 
-    A malformed line (e.g. one cut by a crash) is skipped with a warning.
+    Malformed lines (e.g. one cut by a crash, or bytes that are not UTF-8) are skipped and
+    counted: one :class:`MalformedLinesWarning` names the file, how many lines were skipped
+    and the first one.
+
+    Args:
+        folder: a folder holding ``runs.jsonl``, or the path of a ``.jsonl`` file.
+
+    Returns:
+        The results, in file order.
 
     Raises:
         FileNotFoundError: no results file there.
+        ValueError: the file has lines but none is a result (not a results file); the
+            message names the file.
     """
     path = Path(folder)
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {RESULTS_FILE} in {folder} (run `initlab compare` there)")
+    try:
+        raw_lines = path.read_bytes().splitlines()
+    except OSError as e:
+        raise OSError(f"cannot read {path}: {e.strerror or e}") from None
     out: dict[str, RunResult] = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    bad: list[tuple[int, str]] = []
+    seen = 0
+    for i, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
             continue
+        seen += 1
         try:
-            result = RunResult.from_json(line)
+            result = RunResult.from_json(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            bad.append((i, "not UTF-8 text"))
+            continue
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            warnings.warn(f"{path}:{i}: skipped a malformed line ({e})", stacklevel=2)
+            bad.append((i, " ".join(str(e).split()) or type(e).__name__))
             continue
         out.setdefault(result.run_id, result)
+    if bad and len(bad) == seen:
+        raise ValueError(
+            f"{path}: none of its {seen} lines is a run result (line {bad[0][0]}: {bad[0][1]}); "
+            "is it a runs.jsonl written by initlab compare?"
+        )
+    if bad:
+        n = len(bad)
+        warnings.warn(
+            f"{path}: skipped {n} malformed line{'s' if n > 1 else ''} "
+            f"(first: line {bad[0][0]}: {bad[0][1]})",
+            MalformedLinesWarning,
+            stacklevel=2,
+        )
     return list(out.values())
 
 

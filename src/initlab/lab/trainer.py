@@ -43,8 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from ..apply import initialize
 from ..diagnostics import lsuv_
+from ..execute import initialize
 from .data import Dataset
 from .entries import LSUV_BATCH, Entry
 from .results import RunResult, make_run_id

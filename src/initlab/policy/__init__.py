@@ -4,20 +4,21 @@
   and parameter name patterns, rank, shape, one block of a packed parameter).
 * :class:`Policy` / :class:`Resolution` (:mod:`.policy`): rules in priority order, first match
   wins (block by block for packed parameters), unmatched handling and exclusions.
-* :func:`load_policy` / :func:`save_policy` (:mod:`.files`): YAML, TOML and JSON files, and
-  presets by name (``"gpt2:n_layers=12"``).
+* :func:`read_policy_file` / :func:`save_policy` (:mod:`.files`): YAML, TOML and JSON files.
+  Policies by name (presets, schemes, files) are read by :func:`initlab.specs.load_policy`.
 * :func:`get_preset` / :func:`list_presets` (:mod:`.presets`): ready-made policies.
 
 Every invalid input raises :class:`PolicyError` (a ``ValueError``) whose ``path`` names the
 offending key, e.g. ``rules[2].scheme``.
 """
 
-from .files import FORMATS, dumps_policy, load_policy, loads_policy, save_policy
+from .files import FORMATS, dumps_policy, loads_policy, read_policy_file, save_policy
 from .policy import UNMATCHED, Policy, Resolution
-from .presets import get_preset, get_preset_spec, list_presets, register_preset
+from .presets import DEPRECATED_PRESETS, get_preset, list_presets, preset_info, register_preset
 from .rules import ParamInfo, PolicyError, Rule
 
 __all__ = [
+    "DEPRECATED_PRESETS",
     "FORMATS",
     "UNMATCHED",
     "ParamInfo",
@@ -27,10 +28,10 @@ __all__ = [
     "Rule",
     "dumps_policy",
     "get_preset",
-    "get_preset_spec",
     "list_presets",
-    "load_policy",
     "loads_policy",
+    "preset_info",
+    "read_policy_file",
     "register_preset",
     "save_policy",
 ]

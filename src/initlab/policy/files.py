@@ -22,12 +22,16 @@ Schema (``rules`` in priority order; every key optional but a rule's ``scheme``)
 Values that a format lacks are written the way the scheme configs read them back: TOML has no
 null (None fields are omitted, wildcard shape entries are written ``"*"``), JSON has no
 infinity (``"inf"``), and lists come back as tuples. Errors are :class:`PolicyError` with the
-file and the key path; syntax errors carry the line number.
+file, the line and the key path: YAML from the node's mark, JSON from the decoder's positions,
+TOML from tomllib's message or a search for the key. An empty file is an error in every format.
+Policy strings (presets, schemes) are read by :func:`initlab.specs.load_policy`.
 """
 
 from __future__ import annotations
 
 import json
+import json.decoder
+import json.scanner
 import os
 import re
 from collections.abc import Mapping
@@ -40,11 +44,9 @@ import yaml
 from .policy import Policy
 from .rules import PolicyError
 
-__all__ = ["FORMATS", "dumps_policy", "load_policy", "loads_policy", "save_policy"]
+__all__ = ["FORMATS", "dumps_policy", "loads_policy", "read_policy_file", "save_policy"]
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
-
-PolicySource = Policy | Mapping[str, Any] | str | os.PathLike[str]
 
 
 # -- YAML: YAML 1.2 floats (1e-3 is a float, not a string), same rules for dump and load ----
@@ -107,8 +109,7 @@ def _to_toml(data: Mapping[str, Any]) -> str:
 
 # -- text <-> data -------------------------------------------------------------------------
 def _syntax_error(fmt: str, message: str, line: int | None) -> PolicyError:
-    where = f"line {line}" if line else None
-    return PolicyError(f"invalid {fmt.upper()}: {' '.join(message.split())}", where)
+    return PolicyError(f"invalid {fmt.upper()}: {' '.join(message.split())}", line=line)
 
 
 def _parse(text: str, fmt: str) -> Any:
@@ -151,12 +152,139 @@ def _dump(data: dict[str, Any], fmt: str) -> str:
     raise PolicyError(f"unknown format {fmt!r}; use one of yaml, toml, json")
 
 
+# -- where a key path is in the text ---------------------------------------------------------
+_TOKEN = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def _tokens(path: str) -> list[str | int]:
+    return [int(m[1]) if m[1] else m[2] for m in _TOKEN.finditer(path)]
+
+
+def _yaml_line(text: str, tokens: list[str | int]) -> int | None:
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for tok in tokens:
+        if isinstance(node, yaml.MappingNode) and isinstance(tok, str):
+            pair = next(((k, v) for k, v in node.value if k.value == tok), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(tok, int) and tok < len(node.value):
+            node = node.value[tok]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _json_positioned(text: str) -> tuple[Any, dict[int, int]]:
+    """The data of a JSON text and, by ``id``, the offset where each object and array starts."""
+    starts: dict[int, int] = {}
+    decoder = json.JSONDecoder()
+
+    def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+        obj, end = json.decoder.JSONObject(s_and_end, *args)
+        starts[id(obj)] = s_and_end[1] - 1
+        return obj, end
+
+    def parse_array(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+        arr, end = json.decoder.JSONArray(s_and_end, *args)
+        starts[id(arr)] = s_and_end[1] - 1
+        return arr, end
+
+    decoder.parse_object, decoder.parse_array = parse_object, parse_array  # type: ignore[assignment]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)
+    return decoder.decode(text), starts
+
+
+def _json_line(text: str, tokens: list[str | int]) -> int | None:
+    try:
+        data, starts = _json_positioned(text)
+    except ValueError:
+        return None
+    pos = starts.get(id(data))
+    for tok in tokens:
+        if isinstance(data, dict) and isinstance(tok, str) and tok in data:
+            m = re.compile(rf'"{re.escape(tok)}"\s*:').search(text, pos or 0)
+            pos = m.start() if m else pos
+            data = data[tok]
+        elif isinstance(data, list) and isinstance(tok, int) and tok < len(data):
+            data = data[tok]
+        else:
+            break
+        pos = starts.get(id(data), pos)
+    return None if pos is None else text.count("\n", 0, pos) + 1
+
+
+def _toml_line(text: str, tokens: list[str | int]) -> int | None:
+    pos, hit, i = 0, None, 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if isinstance(tok, int):  # an index into an inline array: stay on the key's line
+            i += 1
+            continue
+        key = re.escape(tok)
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if isinstance(nxt, int):  # an array of tables: its (nxt+1)-th [[key]] header
+            header = re.compile(rf"^[ \t]*\[\[[ \t]*{key}[ \t]*\]\]", re.M)
+            starts = [m.start() for m in header.finditer(text, pos)]
+            if nxt < len(starts):
+                pos = hit = starts[nxt]
+                i += 2
+                continue
+        assign = rf"(?:^|(?<=[\s{{,]))[\"']?{key}[\"']?[ \t]*="
+        m = re.compile(rf"{assign}|^[ \t]*\[[ \t]*{key}[ \t]*\]", re.M).search(text, pos)
+        if m is None:
+            break
+        pos = hit = m.start()
+        i += 1
+    return None if hit is None else text.count("\n", 0, hit) + 1
+
+
+def _line_of(text: str, fmt: str, path: str | None) -> int | None:
+    """The line (1-based) of the key path ``path`` in a policy file's text, when it is found."""
+    if not path:
+        return None
+    find = {"yaml": _yaml_line, "json": _json_line, "toml": _toml_line}.get(fmt)
+    return find(text, _tokens(path)) if find else None
+
+
+# -- public --------------------------------------------------------------------------------
 def loads_policy(text: str, fmt: str = "yaml") -> Policy:
-    """A policy from the text of a policy file in format ``fmt`` (yaml, toml or json)."""
+    """A policy from the text of a policy file in format ``fmt`` (yaml, toml or json).
+
+    Args:
+        text: the file's text.
+        fmt: ``"yaml"``, ``"toml"`` or ``"json"``.
+
+    Returns:
+        The policy.
+
+    Raises:
+        PolicyError: a syntax error, an empty text, or invalid content; it carries the line
+            where one is known.
+
+    Example:
+        >>> loads_policy('{"rules": [{"scheme": "zeros"}]}', "json").rules[0].scheme.name
+        'zeros'
+    """
+    if not text.strip():
+        raise PolicyError(
+            "the policy file is empty; write at least a rules list, e.g. 'rules: [{scheme: zeros}]'"
+        )
     data = _parse(text, fmt)
-    if data is None:
-        data = {}
-    return Policy.from_dict(data)
+    if data is None or (isinstance(data, Mapping) and not data):
+        raise PolicyError(
+            "the policy file has no content; write at least a rules list, e.g. "
+            "'rules: [{scheme: zeros}]'"
+        )
+    try:
+        return Policy.from_dict(data)
+    except PolicyError as e:
+        raise PolicyError(e.message, e.path, e.file, _line_of(text, fmt, e.path)) from None
 
 
 def dumps_policy(policy: Policy, fmt: str = "yaml") -> str:
@@ -175,37 +303,36 @@ def _format_of(path: Path) -> str:
     return fmt
 
 
-# -- public --------------------------------------------------------------------------------
-def load_policy(source: PolicySource) -> Policy:
-    """A policy from a Policy (returned), a mapping, a preset or a policy file.
+def read_policy_file(path: str | os.PathLike[str]) -> Policy:
+    """The policy in a ``.yaml``/``.yml``/``.toml``/``.json`` file.
 
     Args:
-        source: a :class:`Policy`; a mapping in the file schema; a preset name, optionally
-            with arguments (``"gpt2:n_layers=12,std=0.02"``; see :func:`get_preset`); or the
-            path of a ``.yaml``/``.yml``/``.toml``/``.json`` file.
+        path: the file.
+
+    Returns:
+        The policy.
 
     Raises:
-        PolicyError: with the file, the key path and the fix.
-    """
-    if isinstance(source, Policy):
-        return source
-    if isinstance(source, Mapping):
-        return Policy.from_dict(source)
-    if not isinstance(source, (str, os.PathLike)):
-        raise PolicyError(
-            f"expected a Policy, a mapping, a preset name or a policy file path, got "
-            f"{type(source).__name__}"
-        )
-    path = Path(source)
-    if isinstance(source, str) and path.suffix.lower() not in FORMATS and not path.exists():
-        from .presets import get_preset_spec
+        PolicyError: one line naming the file, the line and the key path where known, and
+            the fix (missing or unreadable file, wrong extension, syntax, empty file, content).
 
-        return get_preset_spec(source)
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "p.toml"
+        >>> _ = f.write_text('[[rules]]\\nscheme = "zeros"\\n')
+        >>> read_policy_file(f).rules[0].scheme.name
+        'zeros'
+    """
+    path = Path(path)
     fmt = _format_of(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError("no such policy file", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise PolicyError(
+            f"not UTF-8 text ({e.reason} at byte {e.start})", file=str(path)
+        ) from None
     except OSError as e:
         raise PolicyError(
             f"cannot read the policy file: {e.strerror or e}", file=str(path)
@@ -216,13 +343,14 @@ def load_policy(source: PolicySource) -> Policy:
         raise e.in_file(str(path)) from None
 
 
-def save_policy(policy: PolicySource, path: str | os.PathLike[str]) -> Path:
-    """Write ``policy`` (anything :func:`load_policy` accepts) to ``path``, format by extension.
+def save_policy(policy: Policy | Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``policy`` (a Policy or a mapping in the file schema) to ``path``, format by extension.
 
-    Returns the path written. Loading the file gives back an equal policy.
+    Returns the path written. Reading the file gives back an equal policy. For a preset or a
+    scheme by name, pass ``initlab.load_policy(name)``.
     """
     path = Path(path)
     fmt = _format_of(path)
-    text = dumps_policy(load_policy(policy), fmt)
+    text = dumps_policy(Policy.from_dict(policy), fmt)
     path.write_text(text, encoding="utf-8")
     return path

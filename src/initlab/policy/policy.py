@@ -61,6 +61,19 @@ class Resolution:
         rule: that rule.
         block_rules: ``(block name, rule index, rule)`` for each block whose first matching
             rule is a block rule, in the parameter's block order.
+
+    Example:
+        >>> import torch
+        >>> policy = Policy(rules=(
+        ...     Rule({"name": "constant", "val": 1.0}, module="LSTM", param="bias_*", block="f"),
+        ...     Rule("zeros", module="LSTM", param="bias_*"),
+        ...     Rule("orthogonal", module="LSTM", param="weight_hh_*"),
+        ... ), exclude=("head.*",))
+        >>> info = ParamInfo("rnn.bias_ih_l0", "rnn", "bias_ih_l0", torch.nn.LSTM, (32,),
+        ...                  ("i", "f", "g", "o"))
+        >>> res = policy.resolve(info)  # zeros, but the forget gate's block from rule[0]
+        >>> res.rule.id, [(block, index) for block, index, _ in res.block_rules], res.matched
+        ('rule[1]', [('f', 0)], True)
     """
 
     rule_index: int | None
@@ -95,6 +108,23 @@ class Policy:
         default: the scheme for unmatched parameters; required iff ``unmatched="default"``.
         exclude: qualified parameter name patterns the policy never touches.
         name, description: labels for reports and files.
+
+    Example:
+        >>> import torch
+        >>> policy = Policy(rules=(
+        ...     Rule({"name": "constant", "val": 1.0}, module="LSTM", param="bias_*", block="f"),
+        ...     Rule("zeros", module="LSTM", param="bias_*"),
+        ...     Rule("orthogonal", module="LSTM", param="weight_hh_*"),
+        ... ), exclude=("head.*",))
+        >>> info = ParamInfo("rnn.bias_ih_l0", "rnn", "bias_ih_l0", torch.nn.LSTM, (32,),
+        ...                  ("i", "f", "g", "o"))
+        >>> policy.resolve(info).rule.scheme, policy.is_excluded("head.weight")
+        (Zeros(), True)
+        >>> policy.to_dict()["rules"][0]
+        {'scheme': {'name': 'constant', 'val': 1.0}, 'module': ['LSTM'], 'param': 'bias_*',
+         'block': 'f'}
+        >>> Policy.from_dict(policy.to_dict()) == policy
+        True
     """
 
     rules: tuple[Rule, ...] = ()

@@ -1,9 +1,12 @@
 """Ready-made policies, shipped by name: ``get_preset("gpt2", n_layers=12)``.
 
-Every preset leaves unmatched parameters alone (``unmatched="leave"``) and has a name and a
-description. Module types are written as strings (``"torch.nn.Linear"``, the family bases
-``torch.nn.modules.conv._ConvNd`` for every Conv/ConvTranspose, ``..._BatchNorm`` for every
-BatchNorm, ``..._NormBase`` for BatchNorm and InstanceNorm), so subclasses match too.
+Names are written lower case with underscores (``torch_default``); hyphens are accepted too
+(:func:`initlab.syntax.canonical_name`). The spec ``"gpt2:n_layers=12"`` is read by
+:func:`initlab.specs.load_policy`. Every preset leaves unmatched parameters alone
+(``unmatched="leave"``) and has a name and a description. Module types are written as
+strings (``"torch.nn.Linear"``, the family bases ``torch.nn.modules.conv._ConvNd`` for every
+Conv/ConvTranspose, ``..._BatchNorm`` for every BatchNorm, ``..._NormBase`` for BatchNorm and
+InstanceNorm), so subclasses match too.
 
 The family presets (``lecun``, ``kaiming``, ``xavier``) share one layout, in priority order:
 
@@ -28,13 +31,15 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+from ..syntax import canonical_name
 from .policy import Policy
 from .rules import PolicyError, Rule, at, compile_pattern, did_you_mean
 
-__all__ = ["get_preset", "get_preset_spec", "list_presets", "register_preset"]
+__all__ = ["DEPRECATED_PRESETS", "get_preset", "list_presets", "preset_info", "register_preset"]
 
 PresetFn = Callable[..., Policy]
 _PRESETS: dict[str, PresetFn] = {}
@@ -52,103 +57,151 @@ RNNS = ("torch.nn.modules.rnn.RNNBase", "torch.nn.modules.rnn.RNNCellBase")
 EMBEDDINGS = ("torch.nn.Embedding", "torch.nn.EmbeddingBag")
 
 
-def register_preset(name: str) -> Callable[[PresetFn], PresetFn]:
-    """Decorator registering a function ``(**kwargs) -> Policy`` as preset ``name``."""
+_SOURCES: dict[str, str] = {}
+
+#: old preset names, accepted for one release with a DeprecationWarning: old -> new
+DEPRECATED_PRESETS: dict[str, str] = {
+    "seeds_xavier_kaiming": "linear_xavier_conv_kaiming",
+    "seeds_orthogonal": "orthogonal_weights",
+}
+
+
+def register_preset(name: str, source: str = "-") -> Callable[[PresetFn], PresetFn]:
+    """Decorator registering a function ``(**kwargs) -> Policy`` as preset ``name``.
+
+    Args:
+        name: the preset's name (stored as :func:`~initlab.syntax.canonical_name` gives it).
+        source: where the recipe comes from (a paper, a library's code), for listings.
+
+    Returns:
+        The decorator; it returns the function unchanged.
+
+    Example:
+        >>> from initlab.policy import Policy, Rule
+        >>> @register_preset("all_zeros", source="-")
+        ... def all_zeros():
+        ...     '''Every parameter 0.'''
+        ...     return Policy(rules=(Rule("zeros"),), name="all_zeros")
+        >>> get_preset("all-zeros").rules[0].scheme.name
+        'zeros'
+        >>> _ = _PRESETS.pop("all_zeros"), _SOURCES.pop("all_zeros")  # keep the registry clean
+    """
 
     def deco(fn: PresetFn) -> PresetFn:
-        _PRESETS[_key(name)] = fn
+        _PRESETS[canonical_name(name)] = fn
+        _SOURCES[canonical_name(name)] = source
         return fn
 
     return deco
 
 
-def _key(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
-
-
 def list_presets() -> list[str]:
-    """The names of the presets, sorted."""
+    """The names of the presets, sorted (deprecated aliases are not listed).
+
+    Example:
+        >>> "torch_default" in list_presets()
+        True
+    """
     return sorted(_PRESETS)
+
+
+def _lookup(name: Any) -> str:
+    """The canonical name of preset ``name``; a deprecated alias warns and gives its new name."""
+    key = canonical_name(name) if isinstance(name, str) else None
+    if key in DEPRECATED_PRESETS:
+        new = DEPRECATED_PRESETS[key]
+        warnings.warn(
+            f"preset {name!r} is deprecated and will be removed in the next release; use {new!r}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        key = new
+    if key not in _PRESETS:
+        names = list_presets()
+        hint = did_you_mean(key, names) if key else ""
+        raise PolicyError(f"unknown preset {name!r}{hint}; known presets: {', '.join(names)}")
+    return key
 
 
 def get_preset(name: str, **kwargs: Any) -> Policy:
     """The preset policy ``name`` built with ``kwargs`` (e.g. ``get_preset("gpt2", n_layers=12)``).
 
-    Raises PolicyError for an unknown preset or argument, or a missing required argument.
+    Args:
+        name: a preset name (``-`` or ``_``, any case) or a deprecated alias (warns).
+        kwargs: the preset's arguments.
+
+    Returns:
+        The policy.
+
+    Raises:
+        PolicyError: an unknown preset or argument, or a missing required argument.
+
+    Example:
+        >>> get_preset("torch-default").name
+        'torch_default'
     """
-    if not isinstance(name, str) or _key(name) not in _PRESETS:
-        names = list_presets()
-        hint = did_you_mean(_key(name), names) if isinstance(name, str) else ""
-        raise PolicyError(
-            f"unknown preset {name!r}{hint}; known presets: {', '.join(names)} (a policy file "
-            f"needs a path ending in .yaml, .yml, .toml or .json)"
-        )
-    fn = _PRESETS[_key(name)]
-    params = [p for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY]
-    allowed = [p.name for p in params]
+    key = _lookup(name)
+    fn = _PRESETS[key]
+    allowed = _arguments(fn)
     for k in kwargs:
         if k not in allowed:
             raise PolicyError(
-                f"unknown argument {k!r} for preset {_key(name)!r}{did_you_mean(k, allowed)}; "
+                f"unknown argument {k!r} for preset {key!r}{did_you_mean(k, allowed)}; "
                 f"its arguments are: {', '.join(allowed) or '(none)'}",
                 k,
             )
     return fn(**kwargs)
 
 
-def _parse_value(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text.strip()
+def _arguments(fn: PresetFn) -> list[str]:
+    params = inspect.signature(fn).parameters.values()
+    return [p.name for p in params if p.kind == p.KEYWORD_ONLY]
 
 
-def get_preset_spec(spec: str) -> Policy:
-    """A preset from ``"name"`` or ``"name:key=value,key=value"`` (``"gpt2:n_layers=12"``).
+def preset_info(name: str) -> dict[str, Any]:
+    """What a preset does, without building it: for listings such as ``initlab presets``.
 
-    Values are read as int, float, true/false, none, else string; values containing commas
-    (some regexes) cannot be written here: call :func:`get_preset` instead.
+    Args:
+        name: a preset name.
+
+    Returns:
+        ``{"name", "summary", "source", "arguments"}``: the canonical name, the first line of
+        its docstring, its source and its argument names.
+
+    Example:
+        >>> preset_info("kaiming")["source"]
+        'He et al. 2015, https://arxiv.org/abs/1502.01852'
     """
-    name, _, args = spec.partition(":")
-    kwargs: dict[str, Any] = {}
-    for item in filter(None, (a.strip() for a in args.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise PolicyError(
-                f"bad preset argument {item!r} in {spec!r}; write name:key=value,key=value "
-                f"(e.g. 'gpt2:n_layers=12')"
-            )
-        kwargs[key.strip()] = _parse_value(value)
-    return get_preset(name, **kwargs)
+    key = _lookup(name)
+    fn = _PRESETS[key]
+    summary = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
+    return {"name": key, "summary": summary, "source": _SOURCES[key], "arguments": _arguments(fn)}
 
 
 # -- presets -------------------------------------------------------------------------------
-@register_preset("torch-default")
+@register_preset("torch_default", source="PyTorch layers' reset_parameters")
 def torch_default() -> Policy:
-    """Every parameter as its layer's ``reset_parameters`` initialises it (``torch_default``).
+    """Every parameter as its torch layer's ``reset_parameters`` initialises it.
 
     Source: the PyTorch layers' own ``reset_parameters``; replays them bit for bit.
     """
     return Policy(
-        rules=(Rule("torch_default", id="torch-default"),),
-        name="torch-default",
+        rules=(Rule("torch_default", id="torch_default"),),
+        name="torch_default",
         description="every parameter as its torch layer's reset_parameters initialises it",
     )
 
 
-@register_preset("seeds-xavier-kaiming")
-def seeds_xavier_kaiming() -> Policy:
-    """The common PyTorch-tutorial ``weights_init`` recipe.
+@register_preset(
+    "linear_xavier_conv_kaiming",
+    source="PyTorch tutorials' weights_init; torchvision ResNet.__init__",
+)
+def linear_xavier_conv_kaiming() -> Policy:
+    """Linear xavier_normal, Conv kaiming_normal(fan_out, relu), BatchNorm 1/0, biases 0.
 
-    Linear weight xavier_normal, bias 0; Conv*/ConvTranspose* weight
-    kaiming_normal(mode="fan_out", nonlinearity="relu"), bias 0; BatchNorm* weight 1, bias 0.
+    The common PyTorch-tutorial ``weights_init`` recipe: Linear weight xavier_normal, bias 0;
+    Conv*/ConvTranspose* weight kaiming_normal(mode="fan_out", nonlinearity="relu"), bias 0;
+    BatchNorm* weight 1, bias 0. Formerly ``seeds-xavier-kaiming`` (deprecated alias).
 
     Source: the ``weights_init`` function applied with ``model.apply`` in PyTorch tutorials
     and in torchvision's ResNet ``__init__`` (``kaiming_normal_(m.weight, mode="fan_out",
@@ -164,7 +217,7 @@ def seeds_xavier_kaiming() -> Policy:
             Rule("ones", module=BATCHNORM, param="weight", id="batchnorm-weight"),
             Rule("zeros", module=BATCHNORM, param="bias", id="batchnorm-bias"),
         ),
-        name="seeds-xavier-kaiming",
+        name="linear_xavier_conv_kaiming",
         description=(
             "tutorial weights_init: Linear xavier_normal, Conv kaiming_normal(fan_out, relu), "
             "BatchNorm 1/0, biases 0"
@@ -172,10 +225,12 @@ def seeds_xavier_kaiming() -> Policy:
     )
 
 
-@register_preset("seeds-orthogonal")
-def seeds_orthogonal() -> Policy:
-    """Orthogonal weights (Saxe et al. 2013): Linear gain 1, Conv*/ConvTranspose* gain
-    ``calculate_gain("relu") = sqrt(2)``; Linear and conv biases 0.
+@register_preset("orthogonal_weights", source="Saxe et al. 2013, https://arxiv.org/abs/1312.6120")
+def orthogonal_weights() -> Policy:
+    """Orthogonal weights (Linear gain 1, Conv gain sqrt(2)), Linear and Conv biases 0.
+
+    Saxe et al. 2013: Linear gain 1, Conv*/ConvTranspose* gain
+    ``calculate_gain("relu") = sqrt(2)``. Formerly ``seeds-orthogonal`` (deprecated alias).
 
     Source: ``torch.nn.init.orthogonal_`` as applied in common ``weights_init`` recipes.
     """
@@ -188,7 +243,7 @@ def seeds_orthogonal() -> Policy:
             ),
             Rule("zeros", module=(LINEAR, CONV), param="bias", id="bias"),
         ),
-        name="seeds-orthogonal",
+        name="orthogonal_weights",
         description="orthogonal weights (convs with gain sqrt(2)), biases 0",
     )
 
@@ -211,32 +266,39 @@ def _family(name: str, weight: Any, description: str) -> Policy:
     )
 
 
-@register_preset("lecun")
+@register_preset(
+    "lecun", source="LeCun et al. 1998; Klambauer et al. 2017, https://arxiv.org/abs/1706.02515"
+)
 def lecun() -> Policy:
-    """LeCun et al. 1998 (Efficient BackProp) / Klambauer et al. 2017 (SELU).
+    """Weights lecun_normal, biases 0, norms 1/0, recurrent layers Keras-style.
 
-    Weights ``lecun_normal`` (Var = 1/fan_in, truncated normal as JAX/Keras), biases 0, norms
+    LeCun et al. 1998 (Efficient BackProp) / Klambauer et al. 2017 (SELU). Weights
+    ``lecun_normal`` (Var = 1/fan_in, truncated normal as JAX/Keras), biases 0, norms
     1/0; recurrent layers and embeddings as described in the module docstring.
     """
     return _family("lecun", "lecun_normal", "weights lecun_normal, biases 0, norms 1/0")
 
 
-@register_preset("kaiming")
+@register_preset("kaiming", source="He et al. 2015, https://arxiv.org/abs/1502.01852")
 def kaiming() -> Policy:
-    """He et al. 2015 (Delving Deep into Rectifiers).
+    """Weights kaiming_normal(fan_in, relu), biases 0, norms 1/0, recurrent layers Keras-style.
 
-    Weights ``kaiming_normal(mode="fan_in", nonlinearity="relu")`` (Var = 2/fan_in), biases 0,
+    He et al. 2015 (Delving Deep into Rectifiers). Weights ``kaiming_normal(mode="fan_in",
+    nonlinearity="relu")`` (Var = 2/fan_in), biases 0,
     norms 1/0; recurrent layers and embeddings as described in the module docstring.
     """
     scheme = {"name": "kaiming_normal", "mode": "fan_in", "nonlinearity": "relu"}
     return _family("kaiming", scheme, "weights kaiming_normal(fan_in, relu), biases 0, norms 1/0")
 
 
-@register_preset("xavier")
+@register_preset(
+    "xavier", source="Glorot & Bengio 2010, https://proceedings.mlr.press/v9/glorot10a.html"
+)
 def xavier() -> Policy:
-    """Glorot & Bengio 2010 (Understanding the difficulty of training deep FNNs).
+    """Weights xavier_uniform, biases 0, norms 1/0, recurrent layers Keras-style.
 
-    Weights ``xavier_uniform`` (U(±sqrt(6/(fan_in+fan_out)))), biases 0, norms 1/0; recurrent
+    Glorot & Bengio 2010 (Understanding the difficulty of training deep FNNs). Weights
+    ``xavier_uniform`` (U(±sqrt(6/(fan_in+fan_out)))), biases 0, norms 1/0; recurrent
     layers and embeddings as described in the module docstring.
     """
     return _family("xavier", "xavier_uniform", "weights xavier_uniform, biases 0, norms 1/0")
@@ -247,14 +309,18 @@ def xavier() -> Policy:
 GPT2_RESIDUAL = ("*c_proj", "*out_proj", r"re:(.*\.)?fc2", r"re:(.*\.)?linear2")
 
 
-@register_preset("gpt2")
+@register_preset(
+    "gpt2", source="Radford et al. 2019; HF transformers GPT2PreTrainedModel._init_weights"
+)
 def gpt2(
     *,
     n_layers: int | None = None,
     std: float = 0.02,
     residual: str | tuple[str, ...] | list[str] = GPT2_RESIDUAL,
 ) -> Policy:
-    """GPT-2 (Radford et al. 2019) as in OpenAI's GPT-2 code, HF transformers and nanoGPT.
+    """GPT-2: N(0, 0.02²) weights, residual projections scaled by 1/sqrt(2·n_layers).
+
+    As in OpenAI's GPT-2 code (Radford et al. 2019), HF transformers and nanoGPT:
 
     * residual output projections: weight N(0, (std/sqrt(2·n_layers))²), two residual
       additions per layer. ``residual`` is the module-name patterns that select them, by

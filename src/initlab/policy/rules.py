@@ -37,6 +37,7 @@ from torch import nn
 
 from ..schemes.base import Scheme, get_scheme, list_schemes, resolve_name, scheme_class
 from ..schemes.base import aliases as scheme_aliases
+from ..syntax import SpecError, parse_spec
 
 __all__ = [
     "ParamInfo",
@@ -52,28 +53,58 @@ __all__ = [
 class PolicyError(ValueError):
     """An invalid policy, rule or policy file.
 
+    Its text is one line, ``"<file>, line <n>: <key path>: <message>"`` (each part when known).
+
     Attributes:
         message: what is wrong and how to fix it.
         path: where, as a key path (``"rules[2].scheme"``), or None for the whole policy.
         file: the policy file, when the policy came from one.
+        line: the line of the file (1-based), when known.
+
+    Example:
+        >>> try:
+        ...     Rule("zeros", ndim="x")
+        ... except PolicyError as e:
+        ...     print(e.path, "|", e)
+        ndim | ndim: expected an int or list of ints, got 'x'
     """
 
-    def __init__(self, message: str, path: str | None = None, file: str | None = None) -> None:
-        self.message, self.path, self.file = message, path or None, file
-        super().__init__(": ".join(p for p in (file, path, message) if p))
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.message, self.path, self.file, self.line = message, path or None, file, line
+        where = f"{file}, line {line}" if file and line else file or (line and f"line {line}")
+        super().__init__(": ".join(p for p in (where, path, message) if p))
 
     def within(self, prefix: str) -> PolicyError:
         """The same error with ``prefix`` before its path (``"rules[2]"`` + ``"ndim"``)."""
         sep = "" if not self.path or self.path.startswith("[") else "."
-        return PolicyError(self.message, f"{prefix}{sep}{self.path or ''}", self.file)
+        return PolicyError(self.message, f"{prefix}{sep}{self.path or ''}", self.file, self.line)
 
-    def in_file(self, file: str) -> PolicyError:
-        return PolicyError(self.message, self.path, file)
+    def in_file(self, file: str, line: int | None = None) -> PolicyError:
+        """The same error located in ``file`` (at ``line``, or the line it already has)."""
+        return PolicyError(self.message, self.path, file, line or self.line)
 
 
 @contextlib.contextmanager
 def at(path: str) -> Iterator[None]:
-    """Prefix the path of a PolicyError raised inside the block with ``path``."""
+    """Prefix the path of a PolicyError raised inside the block with ``path``.
+
+    Args:
+        path: the key path of the block (``"rules[2]"``).
+
+    Example:
+        >>> try:
+        ...     with at("rules[2]"):
+        ...         raise PolicyError("bad", "ndim")
+        ... except PolicyError as e:
+        ...     print(e)
+        rules[2].ndim: bad
+    """
     try:
         yield
     except PolicyError as e:
@@ -81,7 +112,19 @@ def at(path: str) -> Iterator[None]:
 
 
 def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string.
+
+    Args:
+        word: what was given.
+        candidates: the valid words.
+
+    Returns:
+        The hint, to append to an error message.
+
+    Example:
+        >>> did_you_mean("orthogonl", ["orthogonal", "zeros"]), did_you_mean("qqq", ["zeros"])
+        (" (did you mean 'orthogonal'?)", '')
+    """
     close = difflib.get_close_matches(word, list(candidates), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -92,6 +135,17 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
     Raises PolicyError (no path; the caller adds it) for a bad regular expression or a
     non-string pattern.
+
+    Args:
+        pattern: a glob (``*`` any run of characters, dots included; ``?``; ``[abc]``) or
+            ``"re:<regex>"``.
+
+    Returns:
+        The compiled pattern.
+
+    Example:
+        >>> compile_pattern("layers.*.weight").fullmatch("layers.3.attn.weight") is not None
+        True
     """
     if not isinstance(pattern, str):
         raise PolicyError(f"a pattern must be a string (a glob or 're:<regex>'), got {pattern!r}")
@@ -112,7 +166,21 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def pattern_matches(pattern: str, text: str) -> bool:
-    """Whether ``text`` matches the glob or ``re:`` pattern (whole string)."""
+    r"""Whether ``text`` matches the glob or ``re:`` pattern (whole string).
+
+    Args:
+        pattern: a glob or ``"re:<regex>"``.
+        text: the name to test.
+
+    Returns:
+        True when the whole of ``text`` matches.
+
+    Example:
+        >>> pattern_matches("weight_hh_l*", "weight_hh_l0"), pattern_matches("w?ight", "weights")
+        (True, False)
+        >>> pattern_matches(r"re:weight_(ih|hh)_l\d", "weight_ih_l1")
+        True
+    """
     return compile_pattern(pattern).fullmatch(text) is not None
 
 
@@ -121,7 +189,18 @@ _DOTTED = re.compile(r"[A-Za-z_]\w*(\.([A-Za-z_]\w*|<locals>))*")
 
 
 def class_path(cls: type) -> str:
-    """The dotted path stored for a class: ``torch.nn.X`` for torch.nn's public classes."""
+    """The dotted path stored for a class: ``torch.nn.X`` for torch.nn's public classes.
+
+    Args:
+        cls: a class.
+
+    Returns:
+        ``torch.nn.X`` or ``module.qualname``.
+
+    Example:
+        >>> class_path(nn.Linear), class_path(nn.modules.conv._ConvNd)
+        ('torch.nn.Linear', 'torch.nn.modules.conv._ConvNd')
+    """
     if cls.__module__.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls:
         return f"torch.nn.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -142,7 +221,22 @@ def _lookup(path: str) -> Any:
 def type_matches(spec: str, cls: type) -> bool:
     """Whether the module-type string ``spec`` names ``cls`` or one of its base classes.
 
-    ``"nn.X"`` is read as ``"torch.nn.X"``.
+    ``"nn.X"`` is read as ``"torch.nn.X"``. A bare name compares class names along the MRO; a
+    dotted path compares paths, then the class at that path among modules already imported
+    (never importing one).
+
+    Args:
+        spec: a class name (``"Linear"``) or dotted path (``"torch.nn.Conv2d"``, ``"nn.Module"``).
+        cls: the module's class.
+
+    Returns:
+        True when ``spec`` names ``cls`` or a base class of it.
+
+    Example:
+        >>> type_matches("Linear", nn.Linear), type_matches("nn.Module", nn.Linear)
+        (True, True)
+        >>> type_matches("torch.nn.Conv2d", nn.Linear)
+        False
     """
     mro = getattr(cls, "__mro__", (cls,))
     if "." not in spec:
@@ -179,14 +273,39 @@ def _module_spec(value: Any) -> tuple[str, ...]:
 
 # -- schemes -------------------------------------------------------------------------------
 def as_scheme(value: Any) -> Scheme:
-    """A Scheme from a Scheme, a registered name or a config mapping (``{"name": ..., ...}``).
+    """A Scheme from a Scheme, a spec string or a config mapping (``{"name": ..., ...}``).
+
+    A spec string is a name with optional parameters, ``"kaiming_normal:mode=fan_out"``
+    (:func:`initlab.syntax.parse_spec`).
 
     Raises PolicyError, with the path of the offending parameter when there is one.
+
+    Args:
+        value: a Scheme, a name or alias, or a mapping with ``name`` and parameters.
+
+    Returns:
+        The scheme.
+
+    Example:
+        >>> as_scheme({"name": "normal", "std": 0.02})
+        Normal(mean=0.0, std=0.02)
+        >>> as_scheme({"name": "normal", "sd": 1})
+        Traceback (most recent call last):
+        ...
+        initlab.policy.rules.PolicyError: sd: unknown parameter 'sd' for scheme 'normal' ...
     """
     if isinstance(value, Scheme):
         return value
     if isinstance(value, str):
-        name, params = value, {}
+        try:
+            name, params = parse_spec(value)
+        except SpecError as e:
+            raise PolicyError(str(e)) from None
+        if "path" in params:
+            raise PolicyError(
+                f"scheme {value!r}: parameters are key=value (e.g. 'normal:std=0.02'), "
+                f"got {params['path']!r}"
+            )
     elif isinstance(value, Mapping):
         params = dict(value)
         if "name" not in params:
@@ -209,13 +328,19 @@ def as_scheme(value: Any) -> Scheme:
             f"unknown scheme {name!r}{did_you_mean(resolve_name(name), known)}; "
             f"known schemes: {', '.join(known)}"
         ) from None
-    fields = [f.name for f in dataclasses.fields(cls)]
-    for key in params:
+    fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for key, v in params.items():
         if key not in fields:
             raise PolicyError(
-                f"unknown parameter {key!r} for scheme {cls.name!r}{did_you_mean(key, fields)}; "
+                f"unknown parameter {key!r} for scheme {cls.name!r}"
+                f"{did_you_mean(key, list(fields))}; "
                 f"its parameters are: {', '.join(fields) or '(none)'}",
                 str(key),
+            )
+        numeric = "float" in fields[key] or "int" in fields[key]
+        if isinstance(v, bool) and numeric and "bool" not in fields[key]:
+            raise PolicyError(
+                f"must be a number, got {v!r} (a bool is not a number; write e.g. 1.0)", str(key)
             )
     try:
         return get_scheme({"name": name, **params})
@@ -239,7 +364,18 @@ def _same_value(a: Any, b: Any) -> bool:
 
 
 def scheme_to_data(scheme: Scheme) -> str | dict[str, Any]:
-    """A scheme as file data: its name alone, or ``{"name": ..., **non-default parameters}``."""
+    """A scheme as file data: its name alone, or ``{"name": ..., **non-default parameters}``.
+
+    Args:
+        scheme: the scheme (its config must be JSON-safe: a custom scheme's function importable).
+
+    Returns:
+        The name, or a dict of the name and the parameters that differ from their defaults.
+
+    Example:
+        >>> scheme_to_data(get_scheme("zeros")), scheme_to_data(get_scheme("normal", std=0.02))
+        ('zeros', {'name': 'normal', 'std': 0.02})
+    """
     try:
         config = scheme.to_config()
     except (TypeError, ValueError) as e:
@@ -273,6 +409,12 @@ class ParamInfo:
         module_type: the owning module's class.
         shape: the parameter's (logical) shape.
         block_names: the blocks of a packed parameter, from ``compute_fans`` (``("q","k","v")``).
+
+    Example:
+        >>> info = ParamInfo("rnn.weight_hh_l0", "rnn", "weight_hh_l0", nn.LSTM, (32, 8),
+        ...                  ("i", "f", "g", "o"))
+        >>> Rule("orthogonal", module="LSTM", param="weight_*").matches(info)
+        True
     """
 
     qualname: str
@@ -307,6 +449,24 @@ class Rule:
     string or a list of them (stored as a tuple of strings); ``ndim`` an int or a tuple of
     ints; ``shape`` a tuple whose ``None`` (or ``"*"``) entries are wildcards. ``id`` labels the
     rule in reports; a Policy assigns ``"rule[<index>]"`` when it is None.
+
+    Args:
+        scheme: the scheme to apply.
+        module: module types (classes, names or dotted paths; subclasses match).
+        name: a pattern on the owning module's qualified name.
+        param: a pattern on the parameter's own name.
+        ndim: the parameter's rank, or several.
+        shape: exact sizes (None entries are wildcards).
+        block: one block of a packed parameter (``"f"``, ``"q"``...).
+        id: the rule's label in reports.
+
+    Example:
+        >>> rule = Rule({"name": "constant", "val": 1.0}, module=nn.LSTM, param="bias_*", block="f")
+        >>> rule.to_dict()  # doctest: +NORMALIZE_WHITESPACE
+        {'scheme': {'name': 'constant', 'val': 1.0}, 'module': ['torch.nn.LSTM'],
+         'param': 'bias_*', 'block': 'f'}
+        >>> Rule.from_dict({"scheme": "normal", "params": {"std": 0.02}, "ndim": 2}).scheme
+        Normal(mean=0.0, std=0.02)
     """
 
     scheme: Scheme

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..fans import Fans, fans_from_shape
+from ..fans import Block, Fans, fans_from_shape
 from ..rng import RandomSource, as_source
+from ..syntax import canonical_name
 
 _REGISTRY: dict[str, type[Scheme]] = {}
 _ALIASES: dict[str, str] = {}
@@ -36,7 +37,22 @@ class Scheme:
     """Base class of every initialisation scheme.
 
     Subclasses are frozen dataclasses whose fields are the scheme's parameters; they set the
-    class attributes below and implement :meth:`fill`.
+    class attributes below (``name``, ``formula``, ``paper``, ...) and implement :meth:`fill`.
+    A scheme is data: ``to_config()`` gives ``{"name": ..., **parameters}`` and
+    ``Scheme.from_config`` (or :func:`get_scheme`) rebuilds an equal scheme. Calling one,
+    ``scheme(tensor, fans=None, generator=None)``, fills the tensor in place (see
+    :meth:`__call__`).
+
+    Example:
+        >>> import torch
+        >>> s = get_scheme("kaiming_normal", mode="fan_out", nonlinearity="relu")
+        >>> s
+        KaimingNormal(a=0.0, mode='fan_out', nonlinearity='relu')
+        >>> Scheme.from_config(s.to_config()) == s
+        True
+        >>> w = s(torch.empty(128, 64), generator=torch.Generator().manual_seed(0))
+        >>> round(w.std().item(), 3), round((2 / 128) ** 0.5, 3)
+        (0.125, 0.125)
     """
 
     name: ClassVar[str] = ""
@@ -67,6 +83,19 @@ class Scheme:
                 ``initlab.compute_fans(module, name)`` for layer-aware fans and blocks.
             generator: a ``torch.Generator``, an initlab random source, or None for torch's
                 global generator.
+
+        Returns:
+            ``tensor``, filled in place (a meta or empty tensor is returned untouched).
+
+        Example:
+            >>> from initlab.layers import compute_fans
+            >>> mha = torch.nn.MultiheadAttention(8, 2)
+            >>> fans = compute_fans(mha, "in_proj_weight")
+            >>> g = torch.Generator().manual_seed(0)
+            >>> _ = get_scheme("orthogonal")(mha.in_proj_weight, fans, g)
+            >>> q = mha.in_proj_weight[:8].detach()  # each of q, k, v is orthogonal
+            >>> torch.allclose(q @ q.T, torch.eye(8), atol=1e-5)
+            True
         """
         if not isinstance(tensor, Tensor):
             raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(tensor).__name__}")
@@ -140,19 +169,13 @@ class Scheme:
             if fans is not None and fans.blocks and self.uses_fans:
                 first = stream.draw
                 for k, blk in enumerate(fans.blocks):
-                    want = index[blk.dim]
-                    lo, hi = max(want.start, blk.start), min(want.stop, blk.stop)
-                    if lo >= hi:
+                    part = block_window(blk, global_shape, index)
+                    if part is None:
                         continue
-                    sub = target.narrow(blk.dim, lo - want.start, hi - lo)
-                    block_shape = list(global_shape)
-                    block_shape[blk.dim] = blk.size
-                    block_index = list(index)
-                    block_index[blk.dim] = slice(lo - blk.start, hi - blk.start)
+                    start, length, block_shape, block_index = part
+                    sub = target.narrow(blk.dim, start, length)
                     stream.draw = first + k
-                    self._window_region(
-                        sub, tuple(block_shape), tuple(block_index), fans.for_block(blk), stream
-                    )
+                    self._window_region(sub, block_shape, block_index, fans.for_block(blk), stream)
                 stream.draw = first + len(fans.blocks)
             else:
                 self._window_region(target, tuple(global_shape), index, fans, stream)
@@ -207,6 +230,7 @@ class Scheme:
 
     # -- configuration --------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
+        """The scheme's parameters (its dataclass fields) as a dict."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def to_config(self) -> dict[str, Any]:
@@ -215,6 +239,7 @@ class Scheme:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Scheme:
+        """The scheme a :meth:`to_config` dict describes (on Scheme: dispatched by ``name``)."""
         config = dict(config)
         name = config.pop("name", cls.name)
         if cls is Scheme:
@@ -224,11 +249,42 @@ class Scheme:
         return cls(**_from_json_fields(cls, config))
 
     def replace(self, **changes: Any) -> Scheme:
+        """A copy with some parameters changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{self.name}({args})"
+
+
+def block_window(
+    block: Block, shape: tuple[int, ...], index: tuple[slice, ...]
+) -> tuple[int, int, tuple[int, ...], tuple[slice, ...]] | None:
+    """Where ``block`` of a ``shape`` tensor meets the window ``index`` (normalised slices):
+    ``(start, length)`` of the overlap along ``block.dim`` in window coordinates, the block's
+    own shape, and the overlap as a window of the block; None when they do not meet.
+
+    Args:
+        block: a block of a packed parameter (dim, start, size).
+        shape: the whole parameter's shape.
+        index: the window, one normalised slice per dim.
+
+    Returns:
+        ``(offset, length, block_shape, block_index)`` or None.
+
+    Example:
+        >>> from initlab.fans import Block
+        >>> block_window(Block("f", 3, 6), (12, 4), (slice(2, 8), slice(0, 4)))
+        (1, 3, (3, 4), (slice(0, 3, None), slice(0, 4, None)))
+    """
+    want = index[block.dim]
+    lo, hi = max(want.start, block.start), min(want.stop, block.stop)
+    if lo >= hi:
+        return None
+    block_shape, block_index = list(shape), list(index)
+    block_shape[block.dim] = block.size
+    block_index[block.dim] = slice(lo - block.start, hi - block.start)
+    return lo - want.start, hi - lo, tuple(block_shape), tuple(block_index)
 
 
 def _normalise_index(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
@@ -288,14 +344,27 @@ def _from_json_fields(cls: type[Scheme], config: dict[str, Any]) -> dict[str, An
 def register_scheme(cls: S | None = None, *, aliases: tuple[str, ...] = ()) -> Any:
     """Class decorator adding a Scheme subclass to the registry under ``cls.name`` (and aliases).
 
-    Users register their own schemes the same way::
+    Args:
+        cls: the Scheme subclass (a frozen dataclass with a non-empty ``name``); omitted when the
+            decorator is called with ``aliases``.
+        aliases: other names :func:`get_scheme` accepts for it.
 
-        @initlab.register_scheme
-        @dataclasses.dataclass(frozen=True)
-        class MyScheme(initlab.Scheme):
-            name = "my_scheme"
-            scale: float = 1.0
-            def fill(self, t, fans, rng): ...
+    Returns:
+        ``cls`` (or a decorator, when called with keywords only).
+
+    Example:
+        >>> import dataclasses, torch
+        >>> @register_scheme(aliases=("halves",))
+        ... @dataclasses.dataclass(frozen=True)
+        ... class Half(Scheme):
+        ...     name = "doc_half"
+        ...     formula = "W = value"
+        ...     value: float = 0.5
+        ...     def fill(self, t, fans, rng):
+        ...         t.fill_(self.value)
+        >>> get_scheme("halves")(torch.empty(3))
+        tensor([0.5000, 0.5000, 0.5000])
+        >>> del _REGISTRY["doc_half"], _ALIASES["halves"]  # leave the catalogue as it was
     """
 
     def deco(c: S) -> S:
@@ -314,11 +383,35 @@ def register_scheme(cls: S | None = None, *, aliases: tuple[str, ...] = ()) -> A
 
 
 def resolve_name(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
+    """The registered name: trimmed, lower-cased, ``-`` read as ``_``, aliases resolved.
+
+    Args:
+        name: a scheme name or alias.
+
+    Returns:
+        The canonical name (not checked against the registry).
+
+    Example:
+        >>> resolve_name(" He-Normal ")
+        'kaiming_normal'
+    """
+    key = canonical_name(name)
     return _ALIASES.get(key, key)
 
 
 def scheme_class(name: str) -> type[Scheme]:
+    """The registered Scheme subclass for ``name`` (an alias, any case, ``-`` for ``_``).
+
+    Args:
+        name: a scheme name or alias.
+
+    Returns:
+        The class; KeyError naming the known schemes when there is none.
+
+    Example:
+        >>> scheme_class("He-Normal").__name__
+        'KaimingNormal'
+    """
     key = resolve_name(name)
     if key not in _REGISTRY:
         raise KeyError(
@@ -332,6 +425,23 @@ def get_scheme(name: str | Scheme | dict[str, Any], **params: Any) -> Scheme:
     """A scheme by name with parameters, e.g. ``get_scheme("kaiming_normal", mode="fan_out")``.
 
     Also accepts a config dict (``{"name": ..., ...}``) or a Scheme (returned, updated by params).
+
+    Args:
+        name: a registered name or alias, a config dict, or a Scheme.
+        **params: the scheme's parameters (unknown ones raise TypeError naming the known ones).
+
+    Returns:
+        The scheme (immutable and hashable).
+
+    Example:
+        >>> get_scheme("glorot_uniform", gain=2.0)
+        XavierUniform(gain=2.0)
+        >>> get_scheme({"name": "normal", "std": 0.02})
+        Normal(mean=0.0, std=0.02)
+        >>> get_scheme("nope")
+        Traceback (most recent call last):
+        ...
+        KeyError: "unknown scheme 'nope'; known schemes: ..."
     """
     if isinstance(name, Scheme):
         return name.replace(**params) if params else name
@@ -343,17 +453,45 @@ def get_scheme(name: str | Scheme | dict[str, Any], **params: Any) -> Scheme:
 
 
 def list_schemes() -> list[type[Scheme]]:
-    """Registered scheme classes, sorted by name."""
+    """Registered scheme classes, sorted by name.
+
+    Returns:
+        A list of Scheme subclasses.
+
+    Example:
+        >>> [c.name for c in list_schemes()][:3]
+        ['constant', 'custom', 'delta_orthogonal']
+    """
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def aliases() -> dict[str, str]:
+    """Every alias and the scheme name it stands for.
+
+    Returns:
+        A new dict ``{alias: name}``.
+
+    Example:
+        >>> aliases()["he_normal"], aliases()["glorot_uniform"]
+        ('kaiming_normal', 'xavier_uniform')
+    """
     return dict(_ALIASES)
 
 
 def as_real(value: Any) -> float | None:
     """``value`` as a Python float when it is a real number: an int/float, a NumPy scalar or a
-    0-d real tensor (as torch.nn.init accepts); bools count (as 0/1). None otherwise."""
+    0-d real tensor (as torch.nn.init accepts); bools count (as 0/1). None otherwise.
+
+    Args:
+        value: anything.
+
+    Returns:
+        The float, or None.
+
+    Example:
+        >>> as_real(torch.tensor(2)), as_real(np.float32(0.5)), as_real("x")
+        (2.0, 0.5, None)
+    """
     if isinstance(value, Tensor):
         if value.dim() != 0 or value.is_complex():
             return None
@@ -370,7 +508,23 @@ def _is_bool(value: Any) -> bool:
 
 
 def check_positive(scheme: str, what: str, value: Any, fix: str = "") -> float:
-    """The positive finite number ``value`` as a float; ValueError otherwise."""
+    """The positive finite number ``value`` as a float; ValueError otherwise.
+
+    Args:
+        scheme: the scheme's name, for the message.
+        what: the parameter's name, for the message.
+        value: the value to check.
+        fix: text appended to the message (how to fix it).
+
+    Returns:
+        ``value`` as a float.
+
+    Example:
+        >>> check_positive("trunc_normal", "std", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: trunc_normal: std must be a positive finite number, got 0
+    """
     v = as_real(value)
     if v is None or not (math.isfinite(v) and v > 0):
         raise ValueError(f"{scheme}: {what} must be a positive finite number, got {value!r}{fix}")
@@ -378,7 +532,20 @@ def check_positive(scheme: str, what: str, value: Any, fix: str = "") -> float:
 
 
 def check_finite(scheme: str, what: str, value: Any) -> float:
-    """The finite number ``value`` as a float; ValueError otherwise (also for a bool)."""
+    """The finite number ``value`` as a float; ValueError otherwise (also for a bool).
+
+    Args:
+        scheme: the scheme's name, for the message.
+        what: the parameter's name, for the message.
+        value: the value to check.
+
+    Returns:
+        ``value`` as a float.
+
+    Example:
+        >>> check_finite("orthogonal", "gain", torch.tensor(-2))
+        -2.0
+    """
     v = None if _is_bool(value) else as_real(value)
     if v is None or not math.isfinite(v):
         raise ValueError(f"{scheme}: {what} must be a finite number, got {value!r}")
@@ -386,7 +553,22 @@ def check_finite(scheme: str, what: str, value: Any) -> float:
 
 
 def check_nonneg(scheme: str, what: str, value: Any) -> float:
-    """The finite number ``value`` >= 0 as a float; ValueError otherwise."""
+    """The finite number ``value`` >= 0 as a float; ValueError otherwise.
+
+    Args:
+        scheme: the scheme's name, for the message.
+        what: the parameter's name, for the message.
+        value: the value to check.
+
+    Returns:
+        ``value`` as a float.
+
+    Example:
+        >>> check_nonneg("normal", "std", -1)
+        Traceback (most recent call last):
+        ...
+        ValueError: normal: std must be a finite number >= 0, got -1
+    """
     v = as_real(value)
     if v is None or not (math.isfinite(v) and v >= 0):
         raise ValueError(f"{scheme}: {what} must be a finite number >= 0, got {value!r}")

@@ -20,7 +20,20 @@ from .base import Scheme, as_real, check_finite, check_nonneg, check_positive, r
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class Uniform(Scheme):
-    """Values drawn from U(a, b). torch.nn.init.uniform_."""
+    """Values drawn from U(a, b), as ``torch.nn.init.uniform_`` (bit-identical to it).
+
+    Args:
+        a: the lower bound (finite).
+        b: the upper bound (finite, >= a).
+
+    Example:
+        >>> s = Uniform(-1.0, 1.0)
+        >>> s(torch.empty(2, 3), generator=torch.Generator().manual_seed(0))
+        tensor([[-0.0075,  0.5364, -0.8230],
+                [-0.7359, -0.3852,  0.2682]])
+        >>> s.to_config(), round(s.target_std(None), 4)  # std = (b - a) / sqrt(12)
+        ({'name': 'uniform', 'a': -1.0, 'b': 1.0}, 0.5774)
+    """
 
     name = "uniform"
     elementwise = True
@@ -45,7 +58,19 @@ class Uniform(Scheme):
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class Normal(Scheme):
-    """Values drawn from N(mean, std²). torch.nn.init.normal_."""
+    """Values drawn from N(mean, std²), as ``torch.nn.init.normal_`` (bit-identical to it).
+
+    Args:
+        mean: the mean (finite).
+        std: the standard deviation (finite, >= 0).
+
+    Example:
+        >>> w = Normal(0.0, 0.02)(torch.empty(100, 100), generator=torch.Generator().manual_seed(0))
+        >>> round(w.std().item(), 3)
+        0.02
+        >>> Normal(0.0, 0.02).to_config()
+        {'name': 'normal', 'mean': 0.0, 'std': 0.02}
+    """
 
     name = "normal"
     elementwise = True
@@ -123,14 +148,34 @@ def _trunc_moments_std(a: float, b: float) -> float | None:
 class TruncNormal(Scheme):
     """Normal N(mean, std²) conditioned on [a, b], sampled exactly (no clamping).
 
+    The density is that of N(mean, std²) on [a, b], renormalised, and 0 outside.
     ``bounds="absolute"`` reads ``a`` and ``b`` as values, as ``torch.nn.init.trunc_normal_``
     does (so with std=0.02 the default [-2, 2] truncates nothing; timm issue 1286).
     ``bounds="std"`` reads them in standard deviations around the mean, as TensorFlow, Keras,
-    JAX and timm's ``trunc_normal_tf_`` do.
+    JAX and timm's ``trunc_normal_tf_`` do: W = mean + std·z, z ~ N(0, 1) truncated to [a, b].
 
-    ``method="exact"`` (default) uses initlab's exact sampler (inverse CDF / tail methods).
-    ``method="torch"`` calls torch's own algorithm for bit parity with
+    ``method="exact"`` (default) uses initlab's exact sampler (inverse CDF in float64, the far
+    tail mirrored). ``method="torch"`` calls torch's own algorithm for bit parity with
     ``torch.nn.init.trunc_normal_`` (needs a torch.Generator or the global RNG).
+
+    Reference: Burkardt 2014, "The Truncated Normal Distribution",
+    https://people.sc.fsu.edu/~jburkardt/presentations/truncated_normal.pdf
+
+    Args:
+        mean: the mean of the untruncated normal (finite).
+        std: its standard deviation (positive).
+        a: the lower bound (-inf allowed).
+        b: the upper bound (inf allowed, > a).
+        bounds: ``"absolute"`` (values, torch) or ``"std"`` (standard deviations, TF/JAX/timm).
+        method: ``"exact"`` or ``"torch"``.
+
+    Example:
+        >>> s = TruncNormal(std=0.02, bounds="std")
+        >>> round(s.target_std(None), 5)  # 0.02 x the std of N(0, 1) truncated to [-2, 2]
+        0.01759
+        >>> w = s(torch.empty(100_000), generator=torch.Generator().manual_seed(0))
+        >>> round(w.std().item(), 4), bool(w.abs().max() <= 0.04)
+        (0.0176, True)
     """
 
     name = "trunc_normal"
@@ -166,9 +211,11 @@ class TruncNormal(Scheme):
 
     @property
     def elementwise(self) -> bool:  # type: ignore[override]
+        """Whether a window can be generated alone (the exact sampler; torch's cannot)."""
         return self.method == "exact"
 
     def std_bounds(self) -> tuple[float, float]:
+        """The bounds in std about the mean: (a, b), or ((a - mean)/std, (b - mean)/std)."""
         if self.bounds == "std":
             return float(self.a), float(self.b)
         return (self.a - self.mean) / self.std, (self.b - self.mean) / self.std
@@ -211,7 +258,17 @@ class TruncNormal(Scheme):
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class Constant(Scheme):
-    """Every element set to ``val``. torch.nn.init.constant_."""
+    """Every element set to ``val``: W = val, as ``torch.nn.init.constant_``.
+
+    Args:
+        val: the value (a Python, NumPy or 0-d tensor number; integers and bools stay ints).
+
+    Example:
+        >>> Constant(0.5)(torch.empty(3))
+        tensor([0.5000, 0.5000, 0.5000])
+        >>> Constant(torch.tensor(2)).to_config()
+        {'name': 'constant', 'val': 2}
+    """
 
     name = "constant"
     elementwise = True
@@ -241,7 +298,13 @@ class Constant(Scheme):
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class Zeros(Scheme):
-    """All zeros. torch.nn.init.zeros_."""
+    """All zeros: W = 0, as ``torch.nn.init.zeros_``.
+
+    Example:
+        >>> Zeros()(torch.empty(2, 2))
+        tensor([[0., 0.],
+                [0., 0.]])
+    """
 
     name = "zeros"
     elementwise = True
@@ -259,7 +322,12 @@ class Zeros(Scheme):
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class Ones(Scheme):
-    """All ones. torch.nn.init.ones_."""
+    """All ones: W = 1, as ``torch.nn.init.ones_``.
+
+    Example:
+        >>> Ones()(torch.empty(3))
+        tensor([1., 1., 1.])
+    """
 
     name = "ones"
     elementwise = True

@@ -55,6 +55,18 @@ def orthogonal_fill_(t: Tensor, gain: float, rng: RandomSource) -> None:
     matrix of shape (t.shape[0], prod(t.shape[1:])).
 
     float32/float64 follow torch exactly; other floating dtypes are computed in float32 and cast.
+
+    Args:
+        t: the contiguous floating-point tensor, filled in place.
+        gain: the scaling factor.
+        rng: the random source of the Gaussian matrix.
+
+    Example:
+        >>> from initlab.rng import TorchSource
+        >>> t = torch.empty(2, 3)
+        >>> orthogonal_fill_(t, 1.0, TorchSource(torch.Generator().manual_seed(0)))
+        >>> torch.allclose(t @ t.T, torch.eye(2), atol=1e-6)
+        True
     """
     _check_float("orthogonal", t)
     if t.dtype in _NATIVE_DTYPES:
@@ -78,7 +90,8 @@ def _check_float(scheme: str, t: Tensor) -> None:
 class Orthogonal(Scheme):
     """gain · a (semi-)orthogonal matrix, dims after the first flattened (torch's orthogonal_).
 
-    For W of shape [r, c] (c = product of the trailing dims): W Wᵀ = gain² I when r <= c,
+    For W of shape [r, c] (c = product of the trailing dims): W = gain·Q with Q from the QR
+    decomposition of G ~ N(0, 1) times sign(diag R), so W Wᵀ = gain² I when r <= c and
     WᵀW = gain² I when r >= c. Packed parameters (LSTM/GRU gates, attention q/k/v) are filled
     block by block, so every block is itself orthogonal (the whole need not be).
 
@@ -87,7 +100,17 @@ class Orthogonal(Scheme):
     call). float16/bfloat16: computed in float32 and cast (see the module docstring).
 
     Paper: Saxe, McClelland & Ganguli 2013, "Exact solutions to the nonlinear dynamics of
-    learning in deep linear neural networks".
+    learning in deep linear neural networks", https://arxiv.org/abs/1312.6120
+
+    Args:
+        gain: the scaling factor (finite).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w = Orthogonal(gain=0.5)(torch.empty(6, 2, 2), generator=g)
+        >>> m = w.reshape(6, 4)
+        >>> torch.allclose(m.T @ m, 0.25 * torch.eye(4), atol=1e-6)
+        True
     """
 
     name = "orthogonal"
@@ -121,14 +144,17 @@ def _conv_groups(fans: Fans | None) -> int:
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class DeltaOrthogonal(Scheme):
-    """Conv kernel [out, in, *k] that is zero except at the spatial centre (index k//2 in each
-    spatial dim), where it is gain · an [out, in] matrix with orthonormal columns.
+    """Delta-orthogonal conv kernel [out, in, *k]: zero except the centre tap, gain · Q there.
 
-    Requires in <= out (the paper's condition c_out >= c_in, Xiao et al. 2018, Algorithm 2):
-    then the layer maps every input pixel's channel vector x to gain · Q x with QᵀQ = I, so
-    with in == out (and circular or "same" padding) it preserves the norm of its input
-    exactly, times |gain|. A kernel with in > out raises ValueError: no centre tap can be an
-    isometry there; use ``orthogonal`` (semi-orthogonal over the flattened kernel) instead.
+    W[:, :, k//2, ...] = gain·Q with Q an [out, in] matrix with orthonormal columns (QᵀQ = I);
+    every other tap is 0. Requires in <= out (the paper's condition c_out >= c_in, Xiao et al.
+    2018, Algorithm 2): then the layer maps every input pixel's channel vector x to gain · Q x,
+    so with in == out, an **odd** kernel size and "same" zero padding (or circular padding) it
+    preserves the norm of its input exactly, times |gain|. Norm preservation holds for odd
+    kernels only: an even kernel has no centre, the tap at k//2 is off-centre, and with "same"
+    zero padding the output is shifted and the border lost. A kernel with in > out raises
+    ValueError: no centre tap can be an isometry there; use ``orthogonal`` (semi-orthogonal
+    over the flattened kernel) instead.
 
     The centre matrix is drawn exactly like ``Orthogonal`` on an [out, in] tensor, so it is
     bit-identical to ``torch.nn.init.orthogonal_(torch.empty(out, in), gain, generator)`` for
@@ -140,7 +166,17 @@ class DeltaOrthogonal(Scheme):
 
     Paper: Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington 2018, "Dynamical Isometry and
     a Mean Field Theory of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural
-    Networks".
+    Networks", https://arxiv.org/abs/1806.05393
+
+    Args:
+        gain: the scaling factor (finite).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w = DeltaOrthogonal()(torch.empty(8, 4, 3, 3), generator=g)
+        >>> q = w[:, :, 1, 1]  # the centre tap: orthonormal columns
+        >>> torch.allclose(q.T @ q, torch.eye(4), atol=1e-6), int((w != 0).sum()) == q.numel()
+        (True, True)
     """
 
     name = "delta_orthogonal"

@@ -37,7 +37,15 @@ class Identity(Scheme):
     choice for each gate; without blocks the result is ``gain * torch.eye(*shape)``.
 
     Paper: Le, Jaitly & Hinton 2015, "A Simple Way to Initialize Recurrent Networks of
-    Rectified Linear Units" (identity recurrent matrix).
+    Rectified Linear Units" (identity recurrent matrix), https://arxiv.org/abs/1504.00941
+
+    Args:
+        gain: the value on the diagonal (finite).
+
+    Example:
+        >>> Identity(gain=2.0)(torch.empty(2, 3))
+        tensor([[2., 0., 0.],
+                [0., 2., 0.]])
     """
 
     name = "identity"
@@ -63,6 +71,12 @@ class Eye(Scheme):
 
     2-D only (ValueError otherwise, as torch). Packed blocks are ignored (one eye over the
     whole tensor, as torch); use ``identity`` for one identity per block or a gain.
+
+    Example:
+        >>> Eye()(torch.empty(3, 2))
+        tensor([[1., 0.],
+                [0., 1.],
+                [0., 0.]])
     """
 
     name = "eye"
@@ -85,6 +99,17 @@ class Dirac(Scheme):
     ``W[g·out/groups + d, d, k//2, ...] = 1`` for every group g and d < min(out/groups, in), so
     the convolution copies as many input channels of each group as it can. dim 0 must be
     divisible by ``groups`` (ValueError otherwise, before anything is written).
+
+    Args:
+        groups: the convolution's groups (>= 1; dim 0 must be divisible by it).
+
+    Example:
+        >>> w = Dirac(groups=2)(torch.empty(4, 2, 3))
+        >>> w[:, :, 1]  # the centre tap: the identity in each group
+        tensor([[1., 0.],
+                [0., 1.],
+                [1., 0.],
+                [0., 1.]])
     """
 
     name = "dirac"
@@ -129,6 +154,20 @@ def zero_matrix(m: int, n: int) -> Tensor:
     m <= n: eye(m, n). m > n: with c = ceil(log2 m) and p = 2^c,
     ``I(m, p) · H_p / 2^(c/2) · I(p, n)``, i.e. the top-left [m, n] block of the Sylvester
     Hadamard matrix divided by sqrt(p): entry (i, j) is (-1)^popcount(i & j) / 2^(c/2).
+    Zhao et al. 2021, https://arxiv.org/abs/2110.12661
+
+    Args:
+        m: the number of rows (outputs).
+        n: the number of columns (inputs).
+
+    Returns:
+        A float64 tensor [m, n].
+
+    Example:
+        >>> zero_matrix(3, 2) * 2  # c = 2: entries ±1/2
+        tensor([[ 1.,  1.],
+                [ 1., -1.],
+                [ 1.,  1.]], dtype=torch.float64)
     """
     if m <= n:
         return torch.eye(m, n, dtype=torch.float64)
@@ -162,7 +201,17 @@ class ZerO(Scheme):
     Packed parameters get one ZerO matrix per block. Biases should be zero (use ``zeros``).
 
     Paper: Zhao, Schäfer & Anandkumar 2021, "ZerO Initialization: Initializing Neural Networks
-    with only Zeros and Ones" (TMLR 2022).
+    with only Zeros and Ones" (TMLR 2022), https://arxiv.org/abs/2110.12661
+
+    Example:
+        >>> w = ZerO()(torch.empty(3, 2))  # c = ceil(log2 3) = 2, p = 4: H_4 rows 0-2, cols 0-1
+        >>> w * 2
+        tensor([[ 1.,  1.],
+                [ 1., -1.],
+                [ 1.,  1.]])
+        >>> ZerO()(torch.empty(2, 3))
+        tensor([[1., 0., 0.],
+                [0., 1., 0.]])
     """
 
     name = "zero_hadamard"
@@ -211,7 +260,17 @@ class Sparse(Scheme):
     from the global generator even then), so the result depends on the generator alone.
     Every column's expected squared norm is std²·(rows - ceil(sparsity·rows)).
 
-    Paper: Martens 2010, "Deep learning via Hessian-free optimization" (ICML).
+    Paper: Martens 2010, "Deep learning via Hessian-free optimization" (ICML),
+    https://www.cs.toronto.edu/~jmartens/docs/Deep_HessianFree.pdf
+
+    Args:
+        sparsity: the fraction of each column set to zero, in [0, 1].
+        std: the standard deviation of the normal values (>= 0).
+
+    Example:
+        >>> w = Sparse(0.5, std=1.0)(torch.empty(4, 3), generator=torch.Generator().manual_seed(0))
+        >>> (w == 0).sum(dim=0)
+        tensor([2, 2, 2])
     """
 
     name = "sparse"
@@ -251,7 +310,18 @@ def fixup_scale(num_branches: int, layers_per_branch: int) -> float:
             the last one and scales the others).
 
     Use as ``Scaled(KaimingNormal(...), fixup_scale(L, m))``. Zhang, Dauphin & Ma 2019,
-    "Fixup Initialization: Residual Learning Without Normalization".
+    "Fixup Initialization: Residual Learning Without Normalization",
+    https://arxiv.org/abs/1901.09321
+
+    Returns:
+        L^(-1/(2m-2)) as a float.
+
+    Example:
+        >>> fixup_scale(16, 2)  # 16 branches of 2 layers: 16^(-1/2)
+        0.25
+        >>> s = Scaled(get_scheme("kaiming_normal", nonlinearity="relu"), fixup_scale(16, 2))
+        >>> s.factor
+        0.25
     """
     _check_int("fixup_scale", "num_branches", num_branches, 1)
     if not isinstance(layers_per_branch, int) or isinstance(layers_per_branch, bool):
@@ -281,6 +351,18 @@ class Scaled(Scheme):
     Fixup (Zhang et al. 2019): He-initialise the layers of each residual branch and scale them
     by L^(-1/(2m-2)) (L branches, m layers per branch), zero-init each branch's last layer and
     the classifier: ``Scaled(KaimingNormal(), fixup_scale(L, m))``.
+    Paper: https://arxiv.org/abs/1901.09321
+
+    Args:
+        base: the scheme to scale (a Scheme, a registered name or a config dict).
+        factor: the multiplier (finite).
+
+    Example:
+        >>> s = Scaled("ones", 0.5)
+        >>> s(torch.empty(3))
+        tensor([0.5000, 0.5000, 0.5000])
+        >>> s.to_config()
+        {'name': 'scaled', 'base': {'name': 'ones'}, 'factor': 0.5}
     """
 
     name = "scaled"

@@ -22,7 +22,7 @@ import math
 
 from torch import Tensor
 
-from ..fans import FAN_MODES, Fans, fans_from_axes
+from ..fans import FAN_MODES, Fans, fans_from_axes, fans_from_shape
 from ..gain import calculate_gain, gain
 from ..rng import RandomSource
 from .base import Scheme, as_real, check_finite, check_positive, register_scheme
@@ -67,8 +67,6 @@ def _nonlinearity_gain(nonlinearity: str, a: float | None) -> float:
 
 def _fans_for(t: Tensor, fans: Fans | None) -> Fans:
     if fans is None:  # only reached for a block filled without fans; base supplies shape fans
-        from ..fans import fans_from_shape
-
         return fans_from_shape(tuple(t.shape))
     return fans
 
@@ -76,16 +74,35 @@ def _fans_for(t: Tensor, fans: Fans | None) -> Fans:
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class VarianceScaling(Scheme):
-    """Var(W) = scale / n(mode), drawn from ``distribution``.
+    """Var(W) = scale / n(mode), drawn from ``distribution`` (JAX's and Keras' variance scaling).
+
+    n = fan_in, fan_out, (fan_in + fan_out)/2 (``fan_avg``) or sqrt(fan_in·fan_out)
+    (``fan_geo_avg``). ``uniform``: U(±sqrt(3·Var)); ``normal``: N(0, Var);
+    ``truncated_normal``: N(0, Var/0.87962566²) truncated at ±2 std, which has variance Var.
+
+    Papers: LeCun et al. 1998, "Efficient BackProp",
+    http://yann.lecun.com/exdb/publis/pdf/lecun-98b.pdf; Glorot & Bengio 2010,
+    https://proceedings.mlr.press/v9/glorot10a.html; He et al. 2015,
+    https://arxiv.org/abs/1502.01852
 
     Args:
         scale: variance numerator (1: LeCun/Glorot, 2: He; multiply by gain² for activations).
         mode: fan_in, fan_out, fan_avg or fan_geo_avg.
         distribution: truncated_normal (±2 std, variance-corrected), normal or uniform.
-        in_axis, out_axis, batch_axis: explicit axes (JAX style) for layouts the layer rules
-            do not know; when given they override the fans passed in.
+        in_axis: explicit input axes (JAX style) for layouts the layer rules do not know; with
+            ``out_axis`` they override the fans passed in.
+        out_axis: explicit output axes.
+        batch_axis: axes of independent weights (counted in neither fan).
 
-    Papers: LeCun et al. 1998 (Efficient BackProp); Glorot & Bengio 2010; He et al. 2015.
+    Example:
+        >>> import torch
+        >>> s = VarianceScaling(2.0, "fan_in", "normal")  # He normal
+        >>> w = s(torch.empty(256, 128), generator=torch.Generator().manual_seed(0))
+        >>> round(w.std().item(), 3), round((2 / 128) ** 0.5, 3)
+        (0.125, 0.125)
+        >>> hwio = VarianceScaling(1.0, in_axis=(0, 1, 2), out_axis=3)
+        >>> hwio.validate((3, 3, 16, 32)).fan_in
+        144
     """
 
     name = "variance_scaling"
@@ -130,6 +147,7 @@ class VarianceScaling(Scheme):
         return super().validate(shape, fans)
 
     def variance(self, fans: Fans) -> float:
+        """Var(W) = scale / n(mode) for these fans; ValueError for a zero fan."""
         n = fans.fan(self.mode)
         if n <= 0:
             raise ValueError(f"{self.name}: {self.mode} is {n}; cannot scale by a zero fan")
@@ -161,7 +179,23 @@ def _gain_ok(scheme: str, value: float) -> float:
 @register_scheme(aliases=("glorot_uniform",))
 @dataclasses.dataclass(frozen=True)
 class XavierUniform(Scheme):
-    """Glorot & Bengio 2010: W ~ U(-a, a), a = gain·sqrt(6 / (fan_in + fan_out)). torch parity."""
+    """Glorot & Bengio 2010: W ~ U(-a, a), a = gain·sqrt(6 / (fan_in + fan_out)). torch parity.
+
+    Var(W) = gain²·2/(fan_in + fan_out). Bit-identical to ``torch.nn.init.xavier_uniform_`` with
+    torch's shape fans. Alias: ``glorot_uniform``.
+
+    Paper: "Understanding the difficulty of training deep feedforward neural networks",
+    https://proceedings.mlr.press/v9/glorot10a.html
+
+    Args:
+        gain: a scaling factor (finite).
+
+    Example:
+        >>> import torch
+        >>> w = XavierUniform()(torch.empty(30, 20), generator=torch.Generator().manual_seed(0))
+        >>> round(w.abs().max().item(), 3), round((6 / 50) ** 0.5, 3)
+        (0.346, 0.346)
+    """
 
     name = "xavier_uniform"
     formula = "U(±gain·sqrt(6/(fan_in+fan_out)))"
@@ -188,7 +222,21 @@ class XavierUniform(Scheme):
 @register_scheme(aliases=("glorot_normal",))
 @dataclasses.dataclass(frozen=True)
 class XavierNormal(XavierUniform):
-    """Glorot & Bengio 2010: W ~ N(0, std²), std = gain·sqrt(2/(fan_in + fan_out)). torch parity."""
+    """Glorot & Bengio 2010: W ~ N(0, std²), std = gain·sqrt(2/(fan_in + fan_out)). torch parity.
+
+    Bit-identical to ``torch.nn.init.xavier_normal_`` with torch's shape fans. Alias:
+    ``glorot_normal``. Paper: https://proceedings.mlr.press/v9/glorot10a.html
+
+    Args:
+        gain: a scaling factor (finite).
+
+    Example:
+        >>> import torch
+        >>> from initlab.fans import Fans
+        >>> s = XavierNormal(gain=2.0)
+        >>> round(s.target_std(Fans(100, 300)), 4), round(2 * (2 / 400) ** 0.5, 4)
+        (0.1414, 0.1414)
+    """
 
     name = "xavier_normal"
     formula = "N(0, gain²·2/(fan_in+fan_out))"
@@ -202,9 +250,24 @@ class XavierNormal(XavierUniform):
 class KaimingUniform(Scheme):
     """He et al. 2015: W ~ U(±gain·sqrt(3 / fan_mode)). torch parity for torch's arguments.
 
-    ``nonlinearity`` accepts torch's names (gain from ``calculate_gain``, exactly as torch) and
+    Var(W) = gain²/fan_mode. ``nonlinearity`` accepts torch's names (gain from
+    ``calculate_gain``, exactly as torch: sqrt(2) for relu, sqrt(2/(1 + a²)) for leaky_relu) and
     any other activation known to :func:`initlab.gain` (gelu, silu, mish, ...), whose gain is
-    the second-moment gain. ``mode`` also accepts fan_avg and fan_geo_avg.
+    the second-moment gain. ``mode`` also accepts fan_avg and fan_geo_avg. Alias: ``he_uniform``.
+
+    Paper: "Delving Deep into Rectifiers", https://arxiv.org/abs/1502.01852
+
+    Args:
+        a: the negative slope of the rectifier (leaky_relu/prelu), or the activation's parameter.
+        mode: fan_in (forward variance), fan_out (backward), fan_avg or fan_geo_avg.
+        nonlinearity: the activation that follows the layer.
+
+    Example:
+        >>> import torch
+        >>> s = KaimingUniform(nonlinearity="relu")
+        >>> w = s(torch.empty(64, 50), generator=torch.Generator().manual_seed(0))
+        >>> round(w.abs().max().item(), 3), round((2 * 3 / 50) ** 0.5, 3)
+        (0.346, 0.346)
     """
 
     name = "kaiming_uniform"
@@ -244,7 +307,23 @@ class KaimingUniform(Scheme):
 @register_scheme(aliases=("he_normal",))
 @dataclasses.dataclass(frozen=True)
 class KaimingNormal(KaimingUniform):
-    """He et al. 2015: W ~ N(0, std²), std = gain / sqrt(fan_mode). torch parity."""
+    """He et al. 2015: W ~ N(0, std²), std = gain / sqrt(fan_mode). torch parity.
+
+    gain as in :class:`KaimingUniform`. Alias: ``he_normal``.
+    Paper: "Delving Deep into Rectifiers", https://arxiv.org/abs/1502.01852
+
+    Args:
+        a: the negative slope of the rectifier (leaky_relu/prelu), or the activation's parameter.
+        mode: fan_in, fan_out, fan_avg or fan_geo_avg.
+        nonlinearity: the activation that follows the layer.
+
+    Example:
+        >>> import torch
+        >>> s = KaimingNormal(mode="fan_out", nonlinearity="relu")
+        >>> w = s(torch.empty(128, 256), generator=torch.Generator().manual_seed(0))
+        >>> round(w.std().item(), 3), round((2 / 128) ** 0.5, 3)
+        (0.125, 0.125)
+    """
 
     name = "kaiming_normal"
     formula = "N(0, gain(nonlinearity, a)²/fan_mode)"
@@ -256,7 +335,16 @@ class KaimingNormal(KaimingUniform):
 @register_scheme
 @dataclasses.dataclass(frozen=True)
 class LecunUniform(Scheme):
-    """LeCun et al. 1998: W ~ U(±sqrt(3 / fan_in)) (JAX/Keras lecun_uniform)."""
+    """LeCun et al. 1998: W ~ U(±sqrt(3 / fan_in)), so Var(W) = 1/fan_in (JAX/Keras lecun_uniform).
+
+    Paper: "Efficient BackProp", http://yann.lecun.com/exdb/publis/pdf/lecun-98b.pdf
+
+    Example:
+        >>> import torch
+        >>> w = LecunUniform()(torch.empty(100, 48), generator=torch.Generator().manual_seed(0))
+        >>> round(w.abs().max().item(), 2), round((3 / 48) ** 0.5, 2)
+        (0.25, 0.25)
+    """
 
     name = "lecun_uniform"
     formula = "U(±sqrt(3/fan_in))"
@@ -276,8 +364,22 @@ class LecunUniform(Scheme):
 class LecunNormal(Scheme):
     """LeCun et al. 1998; Klambauer et al. 2017 (SELU): Var(W) = 1 / fan_in.
 
-    ``distribution`` defaults to truncated_normal, as JAX, Keras and timm's lecun_normal;
-    pass ``"normal"`` for the untruncated normal of the SELU paper.
+    ``distribution`` defaults to truncated_normal (±2 std, std divided by 0.87962566 so the
+    variance is still 1/fan_in), as JAX, Keras and timm's lecun_normal; pass ``"normal"`` for
+    the untruncated normal of the SELU paper.
+
+    Papers: "Efficient BackProp", http://yann.lecun.com/exdb/publis/pdf/lecun-98b.pdf;
+    "Self-Normalizing Neural Networks", https://arxiv.org/abs/1706.02515
+
+    Args:
+        distribution: truncated_normal, normal or uniform.
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w = LecunNormal("normal")(torch.empty(400, 100), generator=g)
+        >>> round(w.std().item(), 2)
+        0.1
     """
 
     name = "lecun_normal"

@@ -22,7 +22,18 @@ _INLINE_ELEMS = 1 << 11  # fills of at most this many chunk elements run in the 
 
 def chunk_size(numel: int) -> int:
     """Elements per chunk for a tensor of ``numel`` elements: the power of two >= numel,
-    clamped to [64, CH] (so a bias costs a small chunk, a large matrix many CH chunks)."""
+    clamped to [64, CH] (so a bias costs a small chunk, a large matrix many CH chunks).
+
+    Args:
+        numel: the tensor's number of elements.
+
+    Returns:
+        The chunk size C; chunk ``c`` covers flat elements ``[c·C, (c+1)·C)``.
+
+    Example:
+        >>> chunk_size(1), chunk_size(100), chunk_size(10**7) == CH
+        (64, 128, True)
+    """
     return min(CH, max(_MIN_CH, 1 << max(0, numel - 1).bit_length()))
 
 
@@ -35,11 +46,33 @@ def generate(
     chunk: int,
     moments: Sums | None = None,
 ) -> None:
-    """Write into ``out`` the values at flat indices ``flat`` (None: the contiguous range
-    ``start .. start + out.size - 1``, as cheap per element as a whole fill) of a tensor
-    whose chunks have ``chunk`` elements. ``moments``: gets, per chunk, the sums of
-    ``x - kern.center`` and of its square over the values written (while they are in
-    cache)."""
+    """Write into ``out`` the values at flat indices ``flat`` of a tensor whose chunks have
+    ``chunk`` elements.
+
+    Every chunk touched is computed whole from its words (so no value depends on which slice is
+    asked for), then cut; large requests run on the thread pool.
+
+    Args:
+        kern: the distribution's chunk kernel.
+        draw_key: the draw's key (:func:`initlab.streams.keys.draw_key`).
+        out: the output array (``kern.dtype``), written in place.
+        flat: increasing global flat indices, one per element of ``out``; None: the contiguous
+            range ``start .. start + out.size - 1``, as cheap per element as a whole fill.
+        start: the first flat index when ``flat`` is None.
+        chunk: the tensor's chunk size (:func:`chunk_size` of its numel).
+        moments: gets, per chunk, the sums of ``x - kern.center`` and of its square over the
+            values written (while they are in cache).
+
+    Example:
+        >>> from initlab.streams.kernels import Uniform
+        >>> from initlab.streams.keys import derive_key, draw_key
+        >>> key, kern = draw_key(derive_key(0, "w"), 0), Uniform(0.0, 1.0, f64=False)
+        >>> full, part = np.empty(8, np.float32), np.empty(3, np.float32)
+        >>> generate(kern, key, full, None, 0, chunk_size(8))
+        >>> generate(kern, key, part, None, 2, chunk_size(8))  # elements 2..4 alone
+        >>> bool((part == full[2:5]).all()), full[:2].tolist()
+        (True, [0.04490870237350464, 0.1514464020729065])
+    """
     n = out.size
     if flat is None:
         chunks = np.arange(start // chunk, (start + n - 1) // chunk + 1, dtype=np.int64)

@@ -16,7 +16,15 @@ Sums = list[tuple[float, float]]  # per chunk: sum of x - center, sum of its squ
 
 
 class Scratch(dict):
-    """One thread's work buffers, by name (numpy arrays, and torch views of them)."""
+    """One thread's work buffers, by name (numpy arrays, and torch views of them).
+
+    Example:
+        >>> tmp = Scratch()
+        >>> a = tmp.get_array("work", 4, np.float32)
+        >>> b = tmp.get_array("work", 2, np.float32)  # reused, not reallocated
+        >>> b.shape, np.shares_memory(a, b)
+        ((2,), True)
+    """
 
     def get_array(self, name: str, n: int, dtype: type) -> np.ndarray:
         """The first ``n`` elements of buffer ``name`` (made, or grown, on demand)."""
@@ -31,8 +39,26 @@ def _tview(a: np.ndarray) -> Tensor:
 
 
 class Kernel:
-    """``dtype``: what the kernel writes (float32 or float64); ``word``: the words it reads;
-    ``center``: a value near the law's mean, about which moments are summed."""
+    """Base of the chunk kernels: fill one chunk's values from its words.
+
+    ``dtype``: what the kernel writes (float32 or float64); ``word``: the words it reads
+    (uint32 for float32 output, uint64 for float64); ``center``: a value near the law's mean,
+    about which moments are summed. Subclasses implement ``__call__(words, dst, tmp, sums)``.
+
+    Args:
+        f64: write float64 values from 64-bit words (else float32 from 32-bit words).
+
+    Example:
+        >>> from initlab.streams.bits import Keystream, read_words
+        >>> from initlab.streams.keys import derive_key, draw_key
+        >>> ks = Keystream(draw_key(derive_key(0, "w"), 0))
+        >>> kern = Kernel(f64=False)
+        >>> words = read_words(ks, 0, bytearray(4 * 4 + 16), 4, kern.word)
+        >>> k = np.empty(4, np.float32)
+        >>> kern.ints(words.copy(), k)  # the top 24 bits of each word
+        >>> bool((k == (words >> 8)).all()), kern.dtype.__name__
+        (True, 'float32')
+    """
 
     center = 0.0
 
@@ -59,6 +85,28 @@ class Kernel:
 
 
 class Uniform(Kernel):
+    """Uniform values: ``low + span·u`` with ``u = (k >> 8)·2⁻²⁴`` (float64: ``(k >> 11)·2⁻⁵³``).
+
+    ``span`` = high − low, rounded to the dtype with 2⁻ᵇ folded in exactly. May round to high.
+
+    Args:
+        low: the lower bound.
+        high: the upper bound.
+        f64: float64 output (else float32).
+
+    Example:
+        >>> from initlab.streams.bits import Keystream, read_words
+        >>> from initlab.streams.keys import derive_key, draw_key
+        >>> ks = Keystream(draw_key(derive_key(0, "w"), 0))
+        >>> kern = Uniform(0.0, 1.0, f64=False)
+        >>> words = read_words(ks, 0, bytearray(64 * 4 + 16), 64, kern.word)
+        >>> u = (words[:2] >> 8) * 2.0**-24
+        >>> dst = np.empty(64, np.float32)
+        >>> kern(words.copy(), dst, Scratch())
+        >>> bool((dst[:2] == u).all()), dst[:2].tolist()
+        (True, [0.04490870237350464, 0.1514464020729065])
+    """
+
     def __init__(self, low: float, high: float, f64: bool) -> None:
         super().__init__(f64)
         ft = self.dtype
@@ -77,6 +125,31 @@ class Uniform(Kernel):
 
 
 class Normal(Kernel):
+    """Normal values by Box–Muller, both outputs used.
+
+    In a chunk of C elements (h = C/2), pair ``j`` takes words ``j`` and ``j + h``:
+    ``u1 = ((k_j >> 8) + 1)·2⁻²⁴`` in (0, 1], ``θ = (k_(j+h) >> 8)·fl(2π·2⁻²⁴)``,
+    ``r = sqrt(−2·std²·ln u1)``; element ``j`` = mean + r cos θ and element ``h + j`` =
+    mean + r sin θ (float64: 53-bit integers). Box & Muller 1958, "A Note on the Generation of
+    Random Normal Deviates", https://doi.org/10.1214/aoms/1177706645
+
+    Args:
+        mean: the mean.
+        std: the standard deviation.
+        f64: float64 output (else float32).
+
+    Example:
+        >>> from initlab.streams.bits import Keystream, read_words
+        >>> from initlab.streams.keys import derive_key, draw_key
+        >>> ks = Keystream(draw_key(derive_key(0, "w"), 0))
+        >>> n = 1 << 16
+        >>> words = read_words(ks, 0, bytearray(n * 4 + 16), n, np.dtype(np.uint32))
+        >>> dst, sums = np.empty(n, np.float32), []
+        >>> Normal(0.0, 1.0, f64=False)(words.copy(), dst, Scratch(), sums)
+        >>> round(float(dst.std()), 2), round(sums[0][1] / n, 2)  # std; mean square from the sums
+        (1.0, 1.0)
+    """
+
     def __init__(self, mean: float, std: float, f64: bool) -> None:
         super().__init__(f64)
         ft = self.dtype
@@ -121,6 +194,32 @@ class Normal(Kernel):
 
 
 class TruncNormal(Kernel):
+    """Standard normal conditioned on [a, b], by exact inversion in float64 for every dtype.
+
+    ``v = ((k >> 12) + 0.5)·2⁻⁵²`` in (0, 1) from 64-bit words, ``x = ndtri(Φ(lo) + (Φ(hi) −
+    Φ(lo))·v)`` with [lo, hi] = [a, b], or [−b, −a] and x negated when a + b > 0 (so the far
+    tail is the lower one, where small probabilities keep relative precision), then clipped to
+    ``clip`` (only against rounding). Intervals beyond 37 std (where Φ underflows) raise
+    ValueError.
+
+    Args:
+        a: the lower bound in standard deviations.
+        b: the upper bound in standard deviations.
+        clip: [a, b] rounded inward to the output dtype.
+        f64: float64 output (else float32).
+
+    Example:
+        >>> from initlab.streams.bits import Keystream, read_words
+        >>> from initlab.streams.keys import derive_key, draw_key
+        >>> ks = Keystream(draw_key(derive_key(0, "w"), 0))
+        >>> n = 1 << 16
+        >>> words = read_words(ks, 0, bytearray(n * 8 + 16), n, np.dtype(np.uint64))
+        >>> dst = np.empty(n)
+        >>> TruncNormal(-2.0, 2.0, (-2.0, 2.0), f64=True)(words.copy(), dst, Scratch())
+        >>> bool(dst.min() >= -2 and dst.max() <= 2), round(float(dst.std()), 3)  # 0.8796
+        (True, 0.88)
+    """
+
     def __init__(self, a: float, b: float, clip: tuple[float, float], f64: bool) -> None:
         super().__init__(f64)
         self.word = np.dtype(np.uint64)  # float64 inversion on 52-bit uniforms for every dtype
@@ -157,7 +256,20 @@ class TruncNormal(Kernel):
 
 def sums_of(x: np.ndarray, center: float, tmp: Scratch) -> tuple[float, float]:
     """(sum of x - center, sum of its square), by numpy's pairwise sums in x's precision
-    (MKL's dot loses up to ~1e-6 here), to be added up in float64 across chunks."""
+    (MKL's dot loses up to ~1e-6 here), to be added up in float64 across chunks.
+
+    Args:
+        x: the values.
+        center: the point the sums are taken about.
+        tmp: work buffers.
+
+    Returns:
+        ``(Σ(x − center), Σ(x − center)²)`` as floats.
+
+    Example:
+        >>> sums_of(np.array([1.0, 2.0, 3.0], np.float32), 2.0, Scratch())
+        (0.0, 2.0)
+    """
     buf = tmp.get_array("work", x.size, x.dtype.type)
     d = x if center == 0 else np.subtract(x, center, out=buf)
     s1 = float(np.add.reduce(d))

@@ -22,7 +22,17 @@ _pool: ThreadPoolExecutor | None = None
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by stream fills (values never depend on it)."""
+    """Set the threads used by stream fills (values never depend on it).
+
+    Args:
+        n: the number of threads, >= 1 (the pool is rebuilt on next use).
+
+    Example:
+        >>> before = get_num_threads()
+        >>> set_num_threads(2); get_num_threads()
+        2
+        >>> set_num_threads(before)
+    """
     global _num_threads, _pool
     n = operator.index(n)
     if n < 1:
@@ -33,11 +43,28 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """Threads used by stream fills (default: os.cpu_count() capped at 8)."""
+    """Threads used by stream fills (default: os.cpu_count() capped at 8).
+
+    Returns:
+        The number of threads.
+
+    Example:
+        >>> 1 <= get_num_threads() <= max(8, os.cpu_count() or 1)
+        True
+    """
     return _num_threads
 
 
 def openmp() -> bool:
+    """Whether torch's CPU parallel backend is OpenMP (then pool threads run torch single-threaded).
+
+    Returns:
+        True for an OpenMP build of torch.
+
+    Example:
+        >>> isinstance(openmp(), bool)
+        True
+    """
     return "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
@@ -53,6 +80,16 @@ def _worker_init(barrier: threading.Barrier, single: bool) -> None:
 
 
 def get_pool() -> tuple[ThreadPoolExecutor, int]:
+    """The shared thread pool of stream fills, started on first use, and its size.
+
+    Returns:
+        ``(executor, threads)``.
+
+    Example:
+        >>> pool, n = get_pool()
+        >>> n == get_num_threads(), pool.submit(sum, [1, 2]).result()
+        (True, 3)
+    """
     global _pool
     with _lock:
         if _pool is None:

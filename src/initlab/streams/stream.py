@@ -45,11 +45,39 @@ class KeyedStream:
     """A RandomSource whose values depend on (key, draw number, tensor size, element index)
     only.
 
+    The key is :func:`~initlab.streams.keys.derive_key` ``(seed, name)``; draw ``d`` is keyed by
+    ``draw_key(key, d)``, and element ``i`` of a fill comes from word ``i`` of that draw's
+    AES-128-CTR keystream, computed chunk by chunk (the package docstring gives every formula).
+    So any window of a tensor can be generated alone and equals that window of the full tensor.
+    Design: Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3",
+    https://doi.org/10.1145/2063384.2063405
+
     ``draw`` is the number of the next draw; every fill or randperm call uses one (also on
     meta or empty tensors), so the same calls give the same values; setting ``draw`` replays
     a given call (e.g. one block of a packed parameter, on a shard). With ``measure`` set,
     whole in-place fills also sum what they write, for :meth:`achieved_std`.
+
+    Args:
+        seed: an int in [0, 2**64).
+        name: the parameter's qualified name (renaming it changes the values).
+
+    Example:
+        >>> s = KeyedStream(0, "fc.weight")
+        >>> s.uniform_(torch.empty(2, 3), -1.0, 1.0)
+        tensor([[ 0.1679, -0.0168, -0.0209],
+                [-0.8609, -0.7533,  0.6287]])
+        >>> s
+        KeyedStream(seed=0, name='fc.weight', draw=1)
+        >>> full = KeyedStream(0, "fc.weight").normal_(torch.empty(4, 6), 0.0, 1.0)
+        >>> shard = KeyedStream(0, "fc.weight")
+        >>> with shard.window((4, 6), (slice(2, 4), slice(1, 3))):
+        ...     part = shard.normal_(torch.empty(2, 2), 0.0, 1.0)
+        >>> torch.equal(part, full[2:4, 1:3])
+        True
     """
+
+    #: any window of a tensor can be generated alone (see RandomSource)
+    addressable = True
 
     def __init__(self, seed: int, name: str) -> None:
         self.key: int = derive_key(seed, name)
@@ -100,12 +128,14 @@ class KeyedStream:
 
     # -- RandomSource ---------------------------------------------------------------------
     def uniform_(self, t: Tensor, low: float, high: float) -> Tensor:
+        """Fill ``t`` with U(low, high) values of the next draw (see the package docstring)."""
         low, high = float(low), float(high)
         if not (math.isfinite(low) and math.isfinite(high) and low <= high):
             raise ValueError(f"uniform_: need finite low <= high, got [{low}, {high}]")
         return self._fill(t, lambda f64: Uniform(low, high, f64))
 
     def normal_(self, t: Tensor, mean: float, std: float) -> Tensor:
+        """Fill ``t`` with N(mean, std²) values of the next draw (Box–Muller; package docstring)."""
         mean, std = float(mean), float(std)
         if not (math.isfinite(mean) and math.isfinite(std) and std >= 0):
             raise ValueError(f"normal_: need finite mean and std >= 0, got {mean}, {std}")

@@ -11,6 +11,25 @@ __all__ = ["Window"]
 
 
 class Window:
+    """The global flat indices of ``full[index]`` for a tensor of ``global_shape``.
+
+    Args:
+        global_shape: the full tensor's shape.
+        index: an int, a step-1 slice, or a tuple of them (missing trailing dims are whole).
+
+    Attributes:
+        ranges: per dimension, the range of global indices.
+        shape: the window's shape with every dimension kept; ``squeezed_shape`` drops those
+            indexed by an int (the shape of ``full[index]``).
+
+    Example:
+        >>> w = Window((3, 4), (slice(1, 3), slice(2, 4)))
+        >>> w.shape, w.flat.tolist(), w.contiguous_start
+        ((2, 2), [6, 7, 10, 11], None)
+        >>> Window((3, 4), slice(1, 3)).contiguous_start  # whole rows: one range from 4
+        4
+    """
+
     def __init__(self, global_shape: Sequence[int], index: object) -> None:
         gshape = tuple(operator.index(s) for s in global_shape)
         if any(s < 0 for s in gshape):

@@ -3,7 +3,7 @@
 ``load_dataset(spec)`` returns a :class:`Dataset` of float32 inputs and int64 labels, split into
 train and validation, with inputs standardised by statistics of the training split only.
 
-Specs (``name:key=value,...``, see :mod:`initlab.lab.specs`):
+Specs (``name:key=value,...``, see :mod:`initlab.syntax`):
 
 ``digits`` (default)
     scikit-learn's bundled 8x8 digits (1,797 images, 10 classes). The train/validation split
@@ -25,7 +25,7 @@ Specs (``name:key=value,...``, see :mod:`initlab.lab.specs`):
     ``val_fraction``. Everything comes from one ``numpy.random.Generator`` seeded by the spec's
     ``seed`` or, when the spec has none, by the ``seed`` argument (never global RNG state).
     Standardised per feature with train statistics. Flat only: ``image=True`` is an error.
-``mnist:PATH`` / ``fashion-mnist:PATH``
+``mnist:PATH`` / ``fashion_mnist:PATH``
     The four IDX files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each raw or ``.gz``) in ``PATH``
     (or in ``PATH/raw`` or torchvision's ``PATH/MNIST/raw`` / ``PATH/FashionMNIST/raw``).
@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..specs import SpecError, parse_spec
+from ...syntax import SpecError, canonical_name, parse_spec
 from .cifar import _cifar10
 from .core import Dataset, DatasetError
 from .idx import _idx
@@ -64,13 +64,11 @@ DATASETS: dict[str, str] = {
     "digits": "scikit-learn's bundled 8x8 digits, 10 classes, fixed stratified split",
     "synthetic": "Gaussian classes or a random teacher MLP; any size, seeded",
     "mnist": "MNIST from local IDX files: mnist:PATH",
-    "fashion-mnist": "Fashion-MNIST from local IDX files: fashion-mnist:PATH",
+    "fashion_mnist": "Fashion-MNIST from local IDX files: fashion_mnist:PATH",
     "cifar10": "CIFAR-10 python batches from a local folder: cifar10:PATH",
 }
-_ALIASES = {
-    "fashion_mnist": "fashion-mnist",
-    "fashionmnist": "fashion-mnist",
-    "cifar-10": "cifar10",
+_ALIASES = {  # keys as canonical_name writes them ("Fashion-MNIST" -> "fashion_mnist")
+    "fashionmnist": "fashion_mnist",
     "cifar_10": "cifar10",
 }
 
@@ -81,7 +79,7 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "digits": _digits,
     "synthetic": _synthetic,
     "mnist": lambda opts, **kw: _idx("mnist", opts, **kw),
-    "fashion-mnist": lambda opts, **kw: _idx("fashion-mnist", opts, **kw),
+    "fashion_mnist": lambda opts, **kw: _idx("fashion_mnist", opts, **kw),
     "cifar10": _cifar10,
 }
 
@@ -107,12 +105,22 @@ def load_dataset(
 
     Raises:
         DatasetError: an unknown name or option, a missing folder or file, a malformed file.
+
+    Returns:
+        The :class:`Dataset`.
+
+    Example:
+        >>> data = load_dataset("synthetic:n=200,dim=8,classes=3")
+        >>> data.x_train.shape, data.x_val.shape, data.num_classes, data.input_shape
+        (torch.Size([160, 8]), torch.Size([40, 8]), 3, (8,))
+        >>> round(data.x_train.std().item(), 3)  # standardised with train statistics
+        1.0
     """
     try:
         name, opts = parse_spec(spec)
     except SpecError as e:
         raise DatasetError(str(e)) from None
-    key = _ALIASES.get(name.lower(), name.lower())
+    key = _ALIASES.get(canonical_name(name), canonical_name(name))
     loader = _LOADERS.get(key)
     if loader is None:
         raise DatasetError(

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..specs import format_spec
+from ...syntax import format_spec
 from .core import (
     _NEVER_DOWNLOADS,
     Dataset,

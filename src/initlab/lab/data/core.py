@@ -15,7 +15,15 @@ _NEVER_DOWNLOADS = "initlab never downloads"
 
 
 class DatasetError(ValueError):
-    """A data set that cannot be loaded; the message is one line saying what was expected where."""
+    """A data set that cannot be loaded; the message is one line saying what was expected where.
+
+    Example:
+        >>> from initlab.lab import load_dataset
+        >>> load_dataset("nosuch")
+        Traceback (most recent call last):
+        ...
+        initlab.lab.data.core.DatasetError: unknown data set 'nosuch' in spec 'nosuch' (known: ...)
+    """
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -30,6 +38,12 @@ class Dataset:
         num_classes: the number of classes.
         input_shape: the shape of one example: ``(64,)``, ``(1, 8, 8)``, ``(3, 32, 32)``, ...
         meta: JSON-friendly facts: source, split, standardisation statistics, sizes.
+
+    Example:
+        >>> from initlab.lab import load_dataset
+        >>> data = load_dataset("synthetic:n=200,dim=8,classes=3")
+        >>> data.name, data.n_train, data.n_val, data.y_train.dtype
+        ('synthetic', 160, 40, torch.int64)
     """
 
     name: str

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..specs import format_spec
+from ...syntax import format_spec
 from .core import (
     _NEVER_DOWNLOADS,
     Dataset,
@@ -31,7 +31,7 @@ _IDX_FILES = {
     "val_images": "t10k-images-idx3-ubyte",
     "val_labels": "t10k-labels-idx1-ubyte",
 }
-_IDX_HOME = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FashionMNIST", "Fashion-MNIST")}
+_IDX_HOME = {"mnist": ("MNIST", "MNIST"), "fashion_mnist": ("FashionMNIST", "Fashion-MNIST")}
 
 
 def _folder(name: str, opts: dict[str, Any], what: str) -> Path:

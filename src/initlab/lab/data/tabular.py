@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..specs import format_spec
+from ...syntax import format_spec
 from .core import (
     Dataset,
     DatasetError,
@@ -89,7 +89,7 @@ def _synthetic(
     o = _options(f"synthetic (kind={kind})", opts, {**_SYNTH_COMMON, **_SYNTH_KIND[kind]})
     if image:
         raise DatasetError(
-            "synthetic: data is flat (dim,); image=True needs digits, mnist, fashion-mnist "
+            "synthetic: data is flat (dim,); image=True needs digits, mnist, fashion_mnist "
             "or cifar10"
         )
     n = _int_option("synthetic", "n", o["n"], 2)

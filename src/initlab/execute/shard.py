@@ -3,8 +3,9 @@
 Each rank fills only the elements it owns, computed from their *global* indices with the
 parameter's keyed stream, so the gathered tensor is bit-identical to a single-process
 ``initialize`` for any world size and any supported layout (pytorch issue 168058 is the
-opposite). The fill is the same :func:`initlab.apply.fill_row` as everywhere else, with a
-DTensor's local shard as the target and its global window as the index.
+opposite). The executor fills a DTensor's local shard with the same
+:func:`initlab.execute.fill.fill_row` as everywhere else, with the shard's global window
+(:func:`local_window`) as the index.
 
 Supported layouts: a 1-D device mesh with placement ``Shard(d)`` (any dim, uneven sizes
 included: DTensor's ``torch.chunk`` rule, ceil(n / world) per rank, the last ranks shorter
@@ -23,8 +24,8 @@ memory on each rank. Such parameters are listed in ``report.notes`` and announce
 :class:`FullTensorNotice` warning.
 
 Entry points: ``initlab.initialize`` and ``initlab.materialize`` detect DTensor parameters
-by themselves; :func:`initialize_sharded` is the explicit spelling that first checks the
-process group and works on a model whether its shards are still on meta or not.
+by themselves (the executor asks this module); ``initlab.initialize_sharded``
+(:mod:`initlab.execute.fsdp`) is the explicit spelling.
 """
 
 from __future__ import annotations
@@ -32,25 +33,21 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .report import InitReport, ParamRow
-
-if TYPE_CHECKING:
-    from .plan import PolicyLike
-    from .rng import RandomSource
+from ..report import InitReport
 
 __all__ = [
     "FullTensorNotice",
     "ShardingError",
+    "as_local_layout",
     "check_sharded",
-    "empty_sharded",
-    "fill_sharded",
-    "initialize_sharded",
     "is_dtensor",
+    "local_window",
+    "require_process_group",
     "shard_window",
 ]
 
@@ -74,7 +71,7 @@ def is_dtensor(t: object) -> bool:
     return dtensor is not None and isinstance(t, dtensor)
 
 
-def _require_process_group(what: str) -> None:
+def require_process_group(what: str) -> None:
     if not torch.distributed.is_available():
         raise ShardingError(f"{what}: this torch build has no torch.distributed")
     if not torch.distributed.is_initialized():
@@ -88,7 +85,7 @@ def check_sharded(name: str, param: Any) -> None:
     """Raise :class:`ShardingError` unless ``param`` has a layout initlab fills shard-locally."""
     from torch.distributed.tensor import Replicate, Shard
 
-    _require_process_group(f"parameter {name!r} is a DTensor")
+    require_process_group(f"parameter {name!r} is a DTensor")
     mesh, placements = param.device_mesh, tuple(param.placements)
     if mesh.ndim != 1:
         raise ShardingError(
@@ -136,34 +133,23 @@ def shard_window(param: Any) -> tuple[slice, ...]:
     return tuple(window)
 
 
-def fill_sharded(
-    row: ParamRow, param: Any, source: RandomSource, module: nn.Module | None = None
-) -> None:
-    """Fill this rank's shard of the DTensor ``param`` with its window of ``row``'s values."""
-    from .apply import fill_row
-
+def local_window(param: Any) -> tuple[Tensor, tuple[slice, ...] | None]:
+    """This rank's local shard of the DTensor ``param`` and its global window (None when
+    the shard is the whole tensor, e.g. ``Replicate()`` or a world of one)."""
     window = shard_window(param)
-    full = all(s.start == 0 and s.stop == n for s, n in zip(window, row.shape, strict=True))
-    with torch.no_grad():
-        local = param._local_tensor
-        fill_row(row, local, source, index=None if full else window, module=module)
+    full = all(s.start == 0 and s.stop == n for s, n in zip(window, param.shape, strict=True))
+    return param._local_tensor, None if full else window
 
 
-def empty_sharded(param: Any, device: torch.device, dtype: torch.dtype | None) -> Tensor:
-    """A DTensor like the (meta) ``param``: same mesh, placements, global shape and stride,
-    with an uninitialised local shard of this rank's shape on ``device``."""
+def as_local_layout(param: Any, local: Tensor) -> Tensor:
+    """``local`` laid out as ``param``: when ``param`` is a DTensor, a DTensor with its mesh,
+    placements, global shape and stride whose local shard is ``local``; else ``local``."""
+    if not is_dtensor(param):
+        return local
     from torch.distributed.tensor import DTensor
 
-    mesh = param.device_mesh
-    if device.type != mesh.device_type:
-        raise ShardingError(
-            f"the DTensor parameters live on a {mesh.device_type!r} device mesh; "
-            f"materialise them with device={mesh.device_type!r}, not {str(device)!r}"
-        )
-    local_meta = param._local_tensor
-    local = torch.empty(local_meta.shape, dtype=dtype or param.dtype, device=device)
     return DTensor.from_local(
-        local, mesh, tuple(param.placements), run_check=False,
+        local, param.device_mesh, tuple(param.placements), run_check=False,
         shape=param.shape, stride=param.stride(),
     )  # fmt: skip
 
@@ -175,10 +161,7 @@ def full_generation_rows(report: InitReport, names: Iterable[str]) -> list[str]:
     for r in report.rows:
         if r.qualname not in names or r.status not in ("planned", "partial", "initialized"):
             continue
-        schemes = ([r.scheme] if r.scheme is not None else []) + [
-            s for _, _, s in r.block_overrides
-        ]
-        if any(not s.elementwise for s in schemes):
+        if any(not s.elementwise for _, s in r.schemes()):
             out.append(r.qualname)
     return out
 
@@ -196,39 +179,3 @@ def note_full_generation(report: InitReport, names: Iterable[str]) -> None:
         notes.append(msg)
         warnings.warn(msg, FullTensorNotice, stacklevel=3)
     report.notes = notes
-
-
-def initialize_sharded(
-    model: nn.Module,
-    policy: PolicyLike,
-    seed: int = 0,
-    *,
-    device: str | torch.device | None = None,
-    **kwargs: Any,
-) -> InitReport:
-    """Initialise a sharded model shard-locally (the FSDP2 recipe)::
-
-        with initlab.meta_build():  # or torch.device("meta")
-            model = build()
-        for block in model.blocks:
-            fully_shard(block)
-        fully_shard(model)
-        initlab.distributed.initialize_sharded(model, "gpt2:n_layers=12", seed=0)
-
-    Parameters still on the meta device are materialised (allocated on ``device``, by default
-    the device mesh's device type) and filled; a model whose shards already have storage is
-    filled in place. Parameter objects are kept (``torch.utils.swap_tensors``), as FSDP2
-    requires. Raises :class:`ShardingError` without an initialised process group.
-    """
-    _require_process_group("initialize_sharded")
-    params = list(model.parameters())
-    if any(p.is_meta for p in params) or any(b.is_meta for b in model.buffers()):
-        from .materialize import materialize
-
-        if device is None:
-            dt = [p for p in params if is_dtensor(p)]
-            device = dt[0].device_mesh.device_type if dt else "cpu"
-        return materialize(model, policy, seed, device=device, **kwargs)
-    from .apply import initialize
-
-    return initialize(model, policy, seed, **kwargs)

@@ -1,20 +1,16 @@
-"""The shared ``name:key=value,key=value`` syntax of data set and model specs.
+"""How names and specs are written: the syntax under :mod:`initlab.specs`.
 
-``parse_spec`` splits a spec into a name and keyword options::
+* Names (schemes, presets, models, lab entries) are compared case-insensitively, with ``-``
+  and ``_`` interchangeable, and shown one way: lower case with underscores
+  (``xavier_uniform``, ``torch_default``, ``gpt2``): :func:`canonical_name`.
+* A spec is ``name:key=value,key=value`` (:func:`parse_spec`, :func:`format_spec`). Values
+  are parsed, in this order, as ``int``, ``float``, ``bool`` (``true``/``false``, any case),
+  ``None`` (``none``/``null``) or else kept as ``str``; the ``path`` key always stays a string.
+  A first item without ``=`` is the positional ``path``; when nothing after the colon contains
+  ``=``, all of it is the path (so a path may contain commas).
 
-    "mlp"                          -> ("mlp", {})
-    "mlp:widths=512-256,dropout=0.1"  -> ("mlp", {"widths": "512-256", "dropout": 0.1})
-    "mnist:/data/mnist"            -> ("mnist", {"path": "/data/mnist"})
-    "mnist:/data/mnist,foo=1"      -> ("mnist", {"path": "/data/mnist", "foo": 1})
-
-Values are parsed, in this order, as ``int`` (``256``), ``float`` (``0.1``, ``1e-3``),
-``bool`` (``true``/``false``, any case), ``None`` (``none``, any case) or else kept as ``str``.
-The value of the ``path`` key always stays a string. A first item without ``=`` is the
-positional ``path``; when nothing after the colon contains ``=``, all of it is the path (so a
-path may contain commas). Keys are Python identifiers; whitespace around items is ignored.
-
-``format_spec`` is the inverse in canonical order (``path`` first, then the other keys sorted),
-so equal options always give the same string, e.g. for run ids.
+This module imports nothing from initlab, so every layer (scheme rules, data sets, the
+resolvers in :mod:`initlab.specs`) reads strings the same way.
 """
 
 from __future__ import annotations
@@ -23,8 +19,26 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["SpecError", "format_spec", "parse_spec", "parse_value"]
+__all__ = ["SpecError", "canonical_name", "format_spec", "parse_spec", "parse_value"]
 
+
+def canonical_name(name: str) -> str:
+    """``name`` as initlab shows it: stripped, lower case, ``-`` written ``_``.
+
+    Args:
+        name: a scheme, preset, model or entry name as a user typed it.
+
+    Returns:
+        The canonical form, used as the key of every registry.
+
+    Example:
+        >>> canonical_name(" Torch-Default ")
+        'torch_default'
+    """
+    return name.strip().lower().replace("-", "_")
+
+
+# -- specs ---------------------------------------------------------------------------------
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -33,19 +47,23 @@ class SpecError(ValueError):
     """A spec string that does not follow ``name:key=value,...`` (message names the spec)."""
 
 
+# -- the grammar ---------------------------------------------------------------------------
 def parse_value(text: str) -> Any:
-    """``text`` as int, float, bool (``true``/``false``), None (``none``) or else str."""
+    """``text`` as int, float, bool (``true``/``false``), None (``none``/``null``) or else str.
+
+    Example:
+        >>> parse_value("256"), parse_value("1e-3"), parse_value("True"), parse_value("relu")
+        (256, 0.001, True, 'relu')
+    """
     for convert in (int, float):
         try:
             return convert(text)
         except ValueError:
             pass
-    low = text.lower()
-    if low == "true":
-        return True
-    if low == "false":
-        return False
-    if low == "none":
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
         return None
     return text
 
@@ -53,9 +71,19 @@ def parse_value(text: str) -> Any:
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """Split ``"name:key=value,..."`` into ``(name, {key: parsed value})``.
 
+    Args:
+        spec: the spec string.
+
+    Returns:
+        The name as written and the parsed options.
+
     Raises:
         SpecError: empty name, an item without ``=`` after the first, an empty or invalid key,
             a repeated key or an empty item.
+
+    Example:
+        >>> parse_spec("kaiming_normal:mode=fan_out,a=0.1")
+        ('kaiming_normal', {'mode': 'fan_out', 'a': 0.1})
     """
     if not isinstance(spec, str):
         raise SpecError(f"spec must be a string like 'name:key=value', got {spec!r}")
@@ -117,13 +145,25 @@ def _format_value(spec_name: str, key: str, value: Any) -> str:
 
 
 def format_spec(name: str, kwargs: Mapping[str, Any] | None = None) -> str:
-    """The canonical spec string for ``name`` and ``kwargs``; ``parse_spec`` reads it back.
+    """The canonical spec string for ``name`` and ``kwargs``; :func:`parse_spec` reads it back.
 
-    ``path`` comes first (bare), then the other keys in sorted order.
+    ``path`` comes first (bare), then the other keys in sorted order, so equal options always
+    give the same string (run ids depend on it).
+
+    Args:
+        name: the name, written as given.
+        kwargs: the options.
+
+    Returns:
+        The spec string.
 
     Raises:
         SpecError: a name, key or value that cannot be written so that it reads back equal
             (a value holding ``,`` or ``=``, a string that would parse as a number, ...).
+
+    Example:
+        >>> format_spec("mlp", {"widths": "64-32", "dropout": 0.1})
+        'mlp:dropout=0.1,widths=64-32'
     """
     if not _NAME.fullmatch(name or ""):
         raise SpecError(f"invalid spec name {name!r}")

@@ -1,7 +1,7 @@
 """Fans: how many inputs feed one output unit, and how many outputs one input feeds.
 
-This module holds the data model (:class:`Fans`, :class:`Block`) and the shape rules.
-Layer-aware rules (``compute_fans``) live in :mod:`initlab.fans.layers`.
+This module holds the data model (:class:`Fans`, :class:`Block`) and the shape rules. What each
+layer connects (``compute_fans``, the layer registry) lives in :mod:`initlab.layers`.
 
 Definitions (LeCun 1998; Glorot & Bengio 2010; He et al. 2015):
 
@@ -12,6 +12,14 @@ For a packed parameter (several matrices stacked along one dimension, e.g. the q
 projections of ``nn.MultiheadAttention`` or the gates of ``nn.LSTM``), ``fan_in`` and
 ``fan_out`` describe **one block**, and :attr:`Fans.blocks` lists the blocks so that a
 scheme fills each block as if it were its own layer.
+
+Paper: He et al. 2015, "Delving Deep into Rectifiers", https://arxiv.org/abs/1502.01852 (fans of
+a convolution); Glorot & Bengio 2010, https://proceedings.mlr.press/v9/glorot10a.html (fan_avg).
+
+Example:
+    >>> f = Fans(fan_in=36, fan_out=72)
+    >>> f.fan("fan_avg"), f.fan("fan_geo_avg") == (36 * 72) ** 0.5
+    (54.0, True)
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ class Block:
 
     ``fan_in``/``fan_out`` override the parameter's fans for this block when its blocks differ
     (e.g. MultiheadAttention's ``in_proj_bias`` when ``kdim``/``vdim`` differ from ``embed_dim``).
+
+    Example:
+        >>> Block("f", 20, 40).size  # an LSTM's forget gate, hidden_size 20
+        20
     """
 
     name: str
@@ -60,8 +72,10 @@ class Fans:
         torch_fan_in, torch_fan_out: what ``torch.nn.init._calculate_fan_in_and_fan_out``
             returns for the layer's weight (used by the ``torch_default`` scheme).
         attrs: layer hyper-parameters a scheme may need (``hidden_size``, ``padding_idx``,
-            ``groups``...), as a sorted tuple of ``(key, value)`` pairs so the object stays
-            hashable.
+            ``groups``, ``torch_init``...), as a sorted tuple of ``(key, value)`` pairs so the
+            object stays hashable.
+        role: what the parameter is to its layer (``"weight"``, ``"bias"``, ``"norm_scale"``,
+            ...; see :data:`initlab.layers.ROLES`), or None when the layer is not known.
     """
 
     fan_in: int
@@ -73,6 +87,7 @@ class Fans:
     torch_fan_in: int | None = None
     torch_fan_out: int | None = None
     attrs: tuple[tuple[str, Any], ...] = field(default=())
+    role: str | None = None
 
     def fan(self, mode: str) -> float:
         """The fan named by ``mode``.
@@ -152,6 +167,7 @@ class Fans:
             "torch_fan_in": self.torch_fan_in,
             "torch_fan_out": self.torch_fan_out,
             "attrs": {k: v for k, v in self.attrs},
+            "role": self.role,
         }
 
 
@@ -161,6 +177,10 @@ def torch_fans(shape: Sequence[int]) -> tuple[int, int]:
     fan_in = shape[1]·prod(shape[2:]), fan_out = shape[0]·prod(shape[2:]).
 
     Raises ValueError for fewer than 2 dimensions, as torch does.
+
+    Example:
+        >>> torch_fans((32, 4, 3, 3))  # Conv2d(8, 32, 3, groups=2).weight: blind to groups
+        (36, 288)
     """
     if len(shape) < 2:
         raise ValueError(
@@ -200,6 +220,11 @@ def fans_from_axes(
     where ``receptive`` is the product of every axis that is neither in, out nor batch. The
     defaults follow JAX's ``[..., in, out]`` layout; for a torch ``[out, in, *k]`` weight pass
     ``in_axis=1, out_axis=0``.
+
+    Example:
+        >>> f = fans_from_axes((3, 3, 16, 32))  # a JAX HWIO kernel
+        >>> f.fan_in, f.fan_out
+        (144, 288)
     """
     ndim = len(shape)
     ins, outs, batch = (_norm_axes(a, ndim) for a in (in_axis, out_axis, batch_axis))

@@ -8,10 +8,11 @@ checkpoint::
     out_dir/model.safetensors.index.json   {"metadata": {"total_size": ...}, "weight_map": ...}
     out_dir/init_report.json, out_dir/init_report.md
 
-It is the same plan and fill (:func:`initlab.apply.fill_row`) as ``initialize``; the target is
-a tensor on its way to a file. Shard sizes are known from the plan, so each file's header is
-written first and each tensor is generated, written and freed in turn: peak memory is about
-the largest single tensor (well under the largest shard), plus the stream's chunk scratch.
+It is the same executor and fill (:func:`initlab.execute.executor.execute`) as
+``initialize``; the target is a tensor on its way to a file. Shard sizes are known from the
+plan, so each file's header is written first (then its buffers) and each parameter is
+generated, written and freed in turn: peak memory is about the largest single tensor (well
+under the largest shard), plus the stream's chunk scratch.
 The files are written by a small writer of the safetensors format (8-byte little-endian
 header length, JSON header padded to 8 bytes, raw little-endian data), so writing needs no
 extra package; ``load_checkpoint`` reads them with the ``safetensors`` package.
@@ -20,8 +21,11 @@ extra package; ``load_checkpoint`` reads them with the ``safetensors`` package.
   the index's ``metadata.aliases`` (``{alias: name}``), and ``load_checkpoint`` re-ties them.
 * Persistent buffers are written (BatchNorm statistics, or the user's ``buffers=``).
 * A target folder that exists and is not empty, an unmatched parameter, an unknown buffer or
-  a dtype safetensors cannot store raises before any file is created. If writing fails
-  midway, the files written so far are removed.
+  a dtype safetensors cannot store raises before any file is created.
+* All or nothing: the files are written into a sibling folder ``<out_dir>.partial-<pid>``
+  that is renamed to ``out_dir`` only once every file is complete. If writing fails, that
+  folder is removed; if the process is killed, it is left under its partial name (delete
+  it), and ``out_dir`` never holds a checkpoint cut short.
 """
 
 from __future__ import annotations
@@ -29,29 +33,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
 import struct
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import Tensor, nn
 
-from .apply import _check_seed, fill_row
-from .materialize import (
-    BufferInit,
-    BufferSpec,
-    MaterializeError,
-    check_on_meta,
-    check_rows,
-    make_buffer,
-    plan_buffers,
-    row_dtype,
-)
-from .plan import PolicyLike, plan
-from .report import InitReport, ParamRow
-from .streams import KeyedStream
+from ..plan import PolicyLike
+from ..report import InitReport, ParamRow
+from .buffers import BufferInit, BufferSpec, MaterializeError, make_buffer, plan_buffers
+from .executor import execute
+from .meta import check_dtype, check_on_meta, check_rows, row_dtype
 
 __all__ = ["INDEX_NAME", "CheckpointError", "load_checkpoint", "write_checkpoint"]
 
@@ -102,7 +99,9 @@ def _entries(
 
 
 def _shards(entries: list[_Entry], max_bytes: int) -> list[list[_Entry]]:
-    """Greedy split in order; a tensor larger than ``max_bytes`` gets a shard of its own."""
+    """Greedy split in order; a tensor larger than ``max_bytes`` gets a shard of its own.
+    Within a file the buffers come first (made when the file is opened), then the parameters
+    in the order the executor fills them."""
     shards: list[list[_Entry]] = [[]]
     size = 0
     for e in entries:
@@ -111,7 +110,7 @@ def _shards(entries: list[_Entry], max_bytes: int) -> list[list[_Entry]]:
             size = 0
         shards[-1].append(e)
         size += e.nbytes
-    return [s for s in shards if s]
+    return [sorted(s, key=lambda e: e.row is not None) for s in shards if s]
 
 
 def _header(entries: list[_Entry]) -> bytes:
@@ -126,27 +125,118 @@ def _header(entries: list[_Entry]) -> bytes:
     return struct.pack("<Q", len(raw)) + raw
 
 
-def _tensor(e: _Entry, seed: int, modules: Mapping[str, nn.Module]) -> Tensor:
-    if e.row is not None:
-        t = torch.empty(e.shape, dtype=e.dtype)
-        return fill_row(e.row, t, KeyedStream(seed, e.row.qualname),
-                        module=modules.get(e.row.module_name))  # fmt: skip
-    assert e.buffer is not None
-    return make_buffer(e.buffer, torch.device("cpu"), e.dtype)
-
-
 def _bytes(t: Tensor) -> memoryview:
     flat = t.contiguous().reshape(-1)
     return memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else memoryview(b"")
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"output {str(out)!r} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise CheckpointError(
             f"output folder {str(out)!r} exists and is not empty; choose a new or empty folder"
         )
+
+
+class SafetensorsWriter:
+    """Write each row's tensor into its file as it is filled, in a ``.partial-<pid>`` folder
+    renamed to the final one at commit (removed at abort)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        out: Path,
+        dtype: torch.dtype | None,
+        max_bytes: int,
+        buffers: Mapping[str, BufferInit] | None,
+        overwrite: bool = False,
+    ) -> None:
+        self.model, self.out, self.dtype, self.max_bytes = model, out, dtype, max_bytes
+        self.buffers, self.overwrite = buffers, overwrite
+        self.tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+        self.file: IO[bytes] | None = None
+        self.next = 0  # the next file to open
+        self.pending: list[_Entry] = []  # the parameters still to write in the open file
+
+    def check(self, report: InitReport, params: dict[str, Tensor], sharded: set[str]) -> None:
+        if sharded:
+            raise CheckpointError(
+                f"write_checkpoint writes whole tensors; {', '.join(sorted(sharded))} are "
+                "sharded (DTensor): build the model unsharded on the meta device"
+            )
+        try:
+            check_rows(report, "write_checkpoint")
+            self.specs = plan_buffers(self.model, self.buffers)
+        except MaterializeError as e:
+            raise CheckpointError(str(e)) from None
+        entries = _entries(self.model, report, self.specs, self.dtype)
+        self.shards = _shards(entries, self.max_bytes)
+        n = len(self.shards)
+        self.files = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+        self.total = sum(e.nbytes for e in entries)
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        if self.tmp.exists():  # left by a killed run of a process with this pid
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+
+    def open(self, row: ParamRow, local: Tensor) -> Tensor:
+        return torch.empty(row.shape, dtype=self.dtype or local.dtype)
+
+    def put(self, row: ParamRow, param: Tensor, filled: Tensor) -> dict[str, Any]:
+        while not self.pending:
+            self._open_next()
+        e = self.pending.pop(0)
+        if e.name != row.qualname:  # pragma: no cover - the layout follows the plan's order
+            raise RuntimeError(f"checkpoint layout expects {e.name!r}, got {row.qualname!r}")
+        assert self.file is not None
+        self.file.write(_bytes(filled))
+        return {"device": "file", "dtype": row_dtype(row, self.dtype)}
+
+    def _open_next(self) -> None:
+        """Close the open file, open the next one: header, then its buffers."""
+        if self.file is not None:
+            self.file.close()
+        shard = self.shards[self.next]
+        self.file = open(self.tmp / self.files[self.next], "wb")  # noqa: SIM115
+        self.next += 1
+        self.file.write(_header(shard))
+        for e in shard:
+            if e.buffer is not None:
+                self.file.write(_bytes(make_buffer(e.buffer, torch.device("cpu"), e.dtype)))
+        self.pending = [e for e in shard if e.row is not None]
+
+    def commit(self, report: InitReport) -> None:
+        while self.next < len(self.shards):  # files left with buffers only
+            self._open_next()
+        if self.file is not None:
+            self.file.close()
+        aliases = {a: r.qualname for r in report.rows for a in r.aliases}
+        aliases.update({a: s.qualname for s in self.specs if s.persistent for a in s.aliases})
+        index = {
+            "metadata": {
+                "total_size": self.total,
+                "aliases": aliases,
+                "initlab": {"seed": report.seed,
+                            "policy": report.policy.name if report.policy else None,
+                            "dtype": None if self.dtype is None else str(self.dtype)},
+            },
+            "weight_map": {e.name: f for f, s in zip(self.files, self.shards, strict=True)
+                           for e in s},
+        }  # fmt: skip
+        for name, content in _reports(report, index, self.files, self.dtype).items():
+            (self.tmp / name).write_text(content)
+        (self.tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+        old = self.out.with_name(f"{self.out.name}.old-{os.getpid()}")
+        if self.overwrite and self.out.is_dir() and any(self.out.iterdir()):
+            os.rename(self.out, old)  # the old checkpoint steps aside whole, then goes
+        os.rename(self.tmp, self.out)  # atomic; replaces an empty folder, fails on a full one
+        shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def write_checkpoint(
@@ -161,132 +251,75 @@ def write_checkpoint(
     buffers: Mapping[str, BufferInit] | None = None,
     strict: bool = False,
     exclude: Iterable[str] = (),
+    overwrite: bool = False,
 ) -> Path:
     """Initialise the meta-built ``model`` by ``policy`` straight into sharded safetensors.
+
+    All or nothing: the files are written under ``<out_dir>.partial-<pid>`` and renamed to
+    ``out_dir`` once complete; a failure removes them, a kill leaves only the partial name.
 
     Args:
         model: a model built on the meta device (``initlab.meta_build()`` or
             ``torch.device("meta")``); it stays on meta.
         policy: a Policy, preset name, policy file path or dict.
         seed: the seed of the per-parameter streams.
-        out_dir: a new or empty folder.
+        out_dir: a new or empty folder (with ``overwrite``, a full one is replaced once the
+            new checkpoint is complete).
         dtype: floating dtype of parameters and floating buffers (None: as built).
         max_shard_bytes: the largest file size (a bigger single tensor gets its own file).
         progress: show a progress bar (rich) on the terminal.
         buffers: initialisers of buffers initlab does not know (see ``materialize``).
         strict, exclude: as for ``materialize`` (unmatched/excluded parameters raise).
+        overwrite: replace a non-empty ``out_dir`` (its old files are removed after the new
+            checkpoint is renamed in place).
 
     Returns:
         The path of the index file. Loading the files with ``load_checkpoint`` (or
         ``load_state_dict(..., assign=True)`` and re-tying) gives the tensors ``initialize``
         would have written.
+
+    Example:
+        >>> import tempfile, torch, initlab
+        >>> from pathlib import Path
+        >>> from torch import nn
+        >>> with initlab.meta_build():
+        ...     m = nn.Linear(8, 4)
+        >>> out = Path(tempfile.mkdtemp()) / "ckpt"
+        >>> index = initlab.write_checkpoint(m, "kaiming", 0, out, progress=False)
+        >>> eager = nn.Linear(8, 4)
+        >>> _ = initlab.initialize(eager, "kaiming", 0)
+        >>> loaded = initlab.load_checkpoint(m, out)
+        >>> torch.equal(loaded.weight, eager.weight), sorted(p.name for p in out.parent.iterdir())
+        (True, ['ckpt'])
     """
-    _check_seed(seed)
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise CheckpointError(f"dtype must be a floating torch.dtype or None, got {dtype!r}")
+    check_dtype(dtype, CheckpointError)
     if not isinstance(max_shard_bytes, int) or max_shard_bytes < 1:
         raise CheckpointError(f"max_shard_bytes must be a positive int, got {max_shard_bytes!r}")
     if sys.byteorder != "little":
         raise CheckpointError("safetensors stores little-endian data; this host is big-endian")
     out = Path(out_dir)
-    _check_out(out)
+    _check_out(out, overwrite)
     try:
         check_on_meta(model, "write_checkpoint")
-        report = plan(model, policy, seed, strict=strict, exclude=exclude)
-        check_rows(report, "write_checkpoint")
-        specs = plan_buffers(model, buffers)
     except MaterializeError as e:
         raise CheckpointError(str(e)) from None
-    entries = _entries(model, report, specs, dtype)
-    shards = _shards(entries, max_shard_bytes)
-    n = len(shards)
-    files = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
-    modules = dict(model.named_modules(remove_duplicate=False))
-    total = sum(e.nbytes for e in entries)
-
-    created_dir = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    try:
-        with _Progress(progress, total) as advance:
-            for fname, shard in zip(files, shards, strict=True):
-                path = out / fname
-                written.append(path)
-                with open(path, "wb") as f:
-                    f.write(_header(shard))
-                    for e in shard:
-                        t = _tensor(e, seed, modules)
-                        f.write(_bytes(t))
-                        del t
-                        advance(e.nbytes)
-        aliases = {a: r.qualname for r in report.rows for a in r.aliases}
-        aliases.update({a: s.qualname for s in specs if s.persistent for a in s.aliases})
-        index = {
-            "metadata": {
-                "total_size": total,
-                "aliases": aliases,
-                "initlab": {"seed": seed, "policy": report.policy.name if report.policy else None,
-                            "dtype": None if dtype is None else str(dtype)},
-            },
-            "weight_map": {e.name: f for f, s in zip(files, shards, strict=True) for e in s},
-        }  # fmt: skip
-        for name, content in _reports(report, index, files, dtype).items():
-            written.append(out / name)
-            (out / name).write_text(content)
-        written.append(out / INDEX_NAME)
-        (out / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        if created_dir and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
+    target = SafetensorsWriter(model, out, dtype, max_shard_bytes, buffers, overwrite)
+    execute(model, policy, seed, target, strict=strict, exclude=exclude, measure=False,
+            progress=progress)  # fmt: skip
     return out / INDEX_NAME
 
 
 def _reports(
     report: InitReport, index: dict[str, Any], files: list[str], dtype: torch.dtype | None
 ) -> dict[str, str]:
-    rows = [dataclasses.replace(r, status="initialized", device="file", dtype=row_dtype(r, dtype))
-            for r in report.rows]  # fmt: skip
-    rep = dataclasses.replace(report, rows=rows)
-    data = rep.to_dict()
+    data = report.to_dict()
     data["checkpoint"] = {"files": files, "total_size": index["metadata"]["total_size"],
                           "aliases": index["metadata"]["aliases"]}  # fmt: skip
     head = (f"# init report\n\n{len(files)} file(s), "
             f"{index['metadata']['total_size'] / 2**20:.1f} MiB, seed {report.seed}, "
             f"dtype {dtype or 'as built'}\n\n")  # fmt: skip
     return {"init_report.json": json.dumps(data, indent=2) + "\n",
-            "init_report.md": head + rep.to_markdown()}  # fmt: skip
-
-
-class _Progress:
-    """A rich progress bar over bytes (or nothing)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self.bar = Progress(TextColumn("initialising"), BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn())  # fmt: skip
-        self.bar.__enter__()
-        task = self.bar.add_task("init", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.__exit__(*exc)
+            "init_report.md": head + report.to_markdown()}  # fmt: skip
 
 
 def read_index(path: str | Path) -> tuple[Path, dict[str, Any]]:

@@ -1,7 +1,7 @@
-"""The lab's model zoo: small, named, deterministic networks for comparing init schemes.
+"""The model zoo: small, named, deterministic networks for comparing init schemes.
 
-``build_model(spec, input_shape, num_classes)`` builds a model from a spec
-(``name:key=value,...``, see :mod:`initlab.lab.specs`):
+:func:`build_zoo_model` builds one by name with its options; the spec strings ``mlp``,
+``cnn:batchnorm=true``, ... are read by :func:`initlab.specs.build_model`:
 
 ``mlp`` (:func:`mlp`)
     ``widths=256-128`` (or a single int, or ``depth``/``width``), ``activation=relu``,
@@ -15,13 +15,8 @@
 ``resmlp`` (:func:`resmlp`)
     A residual MLP: a linear stem, ``depth=4`` blocks ``x = x + fc2(act(fc1(x)))`` of
     ``width=128``, a final activation, then a linear head.
-``package.module:factory`` or ``path/to/file.py:factory``
-    A user factory (:func:`initlab.factory.load_factory`), called with ``input_shape=`` and
-    ``num_classes=`` keywords when its signature takes them (each one separately, or
-    ``**kwargs``), else with none; it must return an ``nn.Module``.
-
-A spec is a user factory when its name (the part before the first ``:``) is not a built-in and
-the spec contains a ``:``.
+Without a data set, a model is built for the lab's default one, digits (:data:`DEFAULT_INPUT_SHAPE`
+of 64 features, :data:`DEFAULT_NUM_CLASSES` classes).
 
 Every built-in is an ``nn.Sequential`` with named children, so policies can match by name:
 ``flatten`` (only when the input is not already flat), ``fc1``/``act1``/``drop1``, ...,
@@ -47,15 +42,16 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..factory import build_model as build_user_model
-from .specs import SpecError, parse_spec
+from .syntax import canonical_name
 
 __all__ = [
     "ACTIVATIONS",
+    "DEFAULT_INPUT_SHAPE",
+    "DEFAULT_NUM_CLASSES",
     "MODELS",
     "ModelError",
     "ResidualBlock",
-    "build_model",
+    "build_zoo_model",
     "cnn",
     "deep",
     "make_activation",
@@ -65,7 +61,14 @@ __all__ = [
 
 
 class ModelError(ValueError):
-    """An unknown model, an unknown or invalid option, or an input shape a model cannot take."""
+    """An unknown model, an unknown or invalid option, or an input shape a model cannot take.
+
+    Example:
+        >>> build_zoo_model("nosuch", (8,), 3)
+        Traceback (most recent call last):
+        ...
+        initlab.zoo.ModelError: unknown model 'nosuch'; built-ins: mlp, cnn, deep, resmlp
+    """
 
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -83,7 +86,6 @@ _ACTIVATION_ALIASES = {
     "linear": "identity",
     "none": "identity",
     "swish": "silu",
-    "leaky-relu": "leaky_relu",
     "leakyrelu": "leaky_relu",
 }
 
@@ -93,8 +95,19 @@ def make_activation(name: str | None) -> nn.Module:
 
     Raises:
         ModelError: an unknown name (a ``ValueError``); the message lists the known names.
+
+    Args:
+        name: one of :data:`ACTIVATIONS` (any case) or an alias (``"swish"``, ``"linear"``), or
+            None.
+
+    Returns:
+        A new module.
+
+    Example:
+        >>> make_activation("swish"), make_activation(None)
+        (SiLU(), Identity())
     """
-    key = "identity" if name is None else str(name).lower()
+    key = "identity" if name is None else canonical_name(str(name))
     key = _ACTIVATION_ALIASES.get(key, key)
     if key not in ACTIVATIONS:
         raise ModelError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
@@ -342,53 +355,53 @@ def _options_of(factory: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
-def _user_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    return build_user_model(spec, input_shape=tuple(input_shape), num_classes=num_classes)
+#: the shape of one example of the lab's default data set (digits: 8x8 images, flattened)
+DEFAULT_INPUT_SHAPE: tuple[int, ...] = (64,)
+#: the number of classes of the lab's default data set (digits)
+DEFAULT_NUM_CLASSES = 10
 
 
-def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Build the model named by ``spec`` for inputs of ``input_shape`` (one example).
+def build_zoo_model(
+    name: str,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+    **options: Any,
+) -> nn.Module:
+    """Build the built-in model ``name`` (a key of :data:`MODELS`) with ``options``.
 
     Args:
-        spec: ``"mlp"``, ``"cnn:batchnorm=true"``, ``"deep:depth=50,activation=tanh"``,
-            ``"pkg.models:make"``, ``"./my_model.py:make"``.
-        input_shape: the shape of one example, e.g. ``Dataset.input_shape``.
-        num_classes: the number of outputs.
+        name: ``"mlp"``, ``"cnn"``, ``"deep"`` or ``"resmlp"`` (any case).
+        input_shape: the shape of one example (default :data:`DEFAULT_INPUT_SHAPE`).
+        num_classes: the number of outputs (default :data:`DEFAULT_NUM_CLASSES`).
+        options: the model's keyword options (its factory's keyword-only parameters).
+
+    Returns:
+        A fresh ``nn.Sequential``.
 
     Raises:
-        ModelError: an unknown built-in, an unknown or invalid option, a bad spec.
-        FactoryError: a user factory that cannot be loaded, fails, or returns no nn.Module.
+        ModelError: an unknown model or option, an invalid value, or an input shape the model
+            cannot take.
+
+    Example:
+        >>> build_zoo_model("mlp", (8,), 3, widths="16").head
+        Linear(in_features=16, out_features=3, bias=True)
     """
-    if not isinstance(spec, str):
-        raise ModelError(f"model spec must be a string, got {spec!r}")
-    input_shape = tuple(int(s) for s in input_shape)
+    input_shape = DEFAULT_INPUT_SHAPE if input_shape is None else input_shape
+    num_classes = DEFAULT_NUM_CLASSES if num_classes is None else num_classes
+    try:
+        input_shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        input_shape = ()
     if not input_shape or any(s < 1 for s in input_shape):
         raise ModelError(f"input_shape must be positive sizes, got {input_shape}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}")
-    head = spec.partition(":")[0].strip().lower()
-    if head not in MODELS:
-        if ":" in spec:
-            return _user_model(spec, input_shape, num_classes)
-        raise ModelError(
-            f"unknown model {spec!r}; built-ins: {', '.join(MODELS)}, or a user factory "
-            "'package.module:factory' / 'path/to/file.py:factory'"
-        )
-    try:
-        name, options = parse_spec(spec)
-    except SpecError as e:
-        raise ModelError(str(e)) from None
-    name = name.lower()
-    factory = MODELS[name]
+    key = name.strip().lower()
+    if key not in MODELS:
+        raise ModelError(f"unknown model {name!r}; built-ins: {', '.join(MODELS)}")
+    factory = MODELS[key]
     known = _options_of(factory)
-    if "path" in options:
-        raise ModelError(
-            f"{name}: options are key=value, got {options['path']!r} (options: {', '.join(known)})"
-        )
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ModelError(f"{name}: unknown option {unknown[0]!r} (options: {', '.join(known)})")
-    try:
-        return factory(input_shape, num_classes, **options)
-    except ModelError as e:
-        raise ModelError(f"{e} (in spec {spec!r})") from None
+        raise ModelError(f"{key}: unknown option {unknown[0]!r} (options: {', '.join(known)})")
+    return factory(input_shape, num_classes, **options)
