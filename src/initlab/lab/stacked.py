@@ -162,11 +162,13 @@ class StackedNet:
     def run_state(self, r: int) -> dict[str, Tensor]:
         """Run ``r``'s parameters and buffers in the plain module's layout (detached views):
         ``model.load_state_dict(net.run_state(r))`` gives the run's model."""
-        state = {
-            name: (p[r].T if name in self._transposed else p[r]).detach()
-            for name, p in self.params.items()
-        }
+        state = {name: self.module_layout(name, p[r]).detach() for name, p in self.params.items()}
         return state | {name: b[r] for name, b in self.buffers.items()}
+
+    def module_layout(self, name: str, value: Tensor) -> Tensor:
+        """One run's slice of parameter ``name`` (or of its gradient or optimizer state) in
+        the plain module's layout (a view)."""
+        return value.T if name in self._transposed else value
 
     def train(self, mode: bool = True) -> StackedNet:
         """Training mode (BatchNorm batch statistics, dropout) or, ``mode=False``, eval."""

@@ -22,7 +22,7 @@ across the elements of a tensor (LARS/LAMB trust ratios, Adafactor, Muon, ``clip
 would couple the runs and are not offered. BatchNorm works in training mode: its running
 statistics are stacked buffers that each run updates in its own slice. The batched matmuls sum
 in another order than the plain loop's: the two paths agree to ~1e-6 relative per step (the
-tests allow 1e-4 after three epochs). Runs train in groups (:func:`plan_groups`): as many as
+tests allow 1e-4 after three epochs). Runs train in groups (:func:`plan_vectorised`): as many as
 fit a memory budget, on the thread count that measured fastest.
 
 **Fallback.** Before training, a probe runs the stacked forward and backward on one batch
@@ -51,10 +51,20 @@ from ..apply import initialize
 from ..diagnostics import lsuv_
 from .data import Dataset
 from .entries import LSUV_BATCH, Entry
+from .groups import fastest_threads, memory_budget, run_bytes, runs_per_group, thread_candidates
 from .results import RunResult, make_run_id
 from .stacked import StackedNet, stack_problem
 
-__all__ = ["OPTIMIZERS", "Run", "TrainConfig", "build_run_model", "train_runs", "vmap_problem"]
+__all__ = [
+    "OPTIMIZERS",
+    "Run",
+    "TrainConfig",
+    "VectorPlan",
+    "build_run_model",
+    "plan_vectorised",
+    "train_runs",
+    "vmap_problem",
+]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -290,15 +300,81 @@ def vmap_problem(models: Sequence[nn.Module], data: Dataset, config: TrainConfig
     return _problem(_Vmapped, models, data, config)
 
 
-def _engine_for(
-    models: Sequence[nn.Module], data: Dataset, config: TrainConfig
-) -> tuple[Callable[[Sequence[nn.Module]], Engine] | None, str | None]:
-    """The fastest engine that trains these models exactly: stacked layers when the model
-    has a stacked form (checked against the plain module), else vmap; or (None, why not)."""
-    if stack_problem(models[0]) is None and _problem(StackedNet, models, data, config) is None:
-        return StackedNet, None
-    problem = vmap_problem(models, data, config)
-    return (_Vmapped, None) if problem is None else (None, problem)
+@dataclasses.dataclass(frozen=True)
+class VectorPlan:
+    """How a grid trains vectorised (:func:`plan_vectorised`).
+
+    Attributes:
+        engine: ``"stacked"`` (:class:`~initlab.lab.stacked.StackedNet`), ``"vmap"``, or
+            ``"sequential"`` when neither reproduces the plain module (``problem`` says why).
+        group_size: runs trained together.
+        threads: torch threads while training (measured fastest).
+        per_run_bytes: the memory one run needs in a group (:func:`~initlab.lab.groups.run_bytes`).
+        problem: why the runs cannot train vectorised, or None.
+    """
+
+    engine: str
+    group_size: int
+    threads: int
+    per_run_bytes: int
+    problem: str | None = None
+
+    @property
+    def make(self) -> Callable[[Sequence[nn.Module]], Engine] | None:
+        """The engine's constructor (None: sequential)."""
+        return {"stacked": StackedNet, "vmap": _Vmapped}.get(self.engine)
+
+
+def plan_vectorised(
+    probe: Sequence[nn.Module],
+    runs: int,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    group_size: int | None = None,
+    threads: int | None = None,
+) -> VectorPlan:
+    """The engine, group size and thread count for ``runs`` runs of the architecture of
+    ``probe`` (two built runs; they are not changed).
+
+    Engine: stacked layers when every layer of the model has a stacked form, else vmap, each
+    checked against the plain module on one batch (:func:`vmap_problem`). Group size:
+    ``group_size``, or as many runs as fit :func:`~initlab.lab.groups.memory_budget`. Threads:
+    ``threads``, or the fastest of :func:`~initlab.lab.groups.thread_candidates` over a few
+    steps of a throw-away group (copies of ``probe``) on CPU.
+    """
+    per_run = run_bytes(probe[0], data.x_train[0], config.batch_size, config.eval_chunk)
+    size = group_size or runs_per_group(runs, per_run, memory_budget())
+    size = max(1, min(size, runs))
+    engine, problem = "sequential", None
+    if stack_problem(probe[0]) is None and _problem(StackedNet, probe, data, config) is None:
+        engine = "stacked"
+    else:
+        problem = vmap_problem(probe, data, config)
+        engine = "vmap" if problem is None else "sequential"
+    n = threads or torch.get_num_threads()
+    if engine != "sequential" and threads is None and data.x_train.device.type == "cpu":
+        n = fastest_threads(_trial_step(engine, probe, size, data, config), thread_candidates())
+    return VectorPlan(engine, size, n, per_run, problem)
+
+
+def _trial_step(
+    engine: str, probe: Sequence[nn.Module], size: int, data: Dataset, config: TrainConfig
+) -> Callable[[], None]:
+    """One training step of a throw-away group of ``size`` copies of ``probe``."""
+    make = StackedNet if engine == "stacked" else _Vmapped
+    net = make([copy.deepcopy(probe[i % len(probe)]) for i in range(size)]).train()
+    opt = make_optimizer(list(net.params.values()), config)
+    n = min(config.batch_size, data.n_train)
+    x = data.x_train[:n].unsqueeze(0).expand(size, n, *data.x_train.shape[1:])
+    y = data.y_train[:n].unsqueeze(0).expand(size, n)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        net.loss(x, y).sum().backward()
+        opt.step()
+
+    return step
 
 
 def _train_vectorised(
@@ -423,7 +499,8 @@ def train_runs(
         notify: receives one-line notices (default: printed to stderr).
         on_result: called with each result as soon as it exists (e.g. to store it).
         context: extra config recorded in each result and its run id (model and data specs).
-        group_size: the most runs trained together at once (None: all).
+        group_size: the most runs trained together at once (None: as many as fit half the
+            available memory, :mod:`initlab.lab.groups`).
     """
     notify = notify or (lambda message: print(message, file=sys.stderr, flush=True))
     runs = list(runs)
@@ -454,23 +531,28 @@ def train_runs(
 
     if not runs:
         return results
-    size = group_size or len(runs)
     if vectorised and len(runs) > 1:
         t0 = time.perf_counter()
         probe = [
             build_run_model(model_factory, r.entry, r.seed, config.device, data) for r in runs[:2]
         ]
-        make, problem = _engine_for(probe, data, config)
-        if make is not None:
-            for start in range(0, len(runs), size):
-                group = runs[start : start + size]
-                models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
-                          for r in group]  # fmt: skip
-                hist = _train_vectorised(make(models), group, data, config, tick)
-                finish(group, hist, time.perf_counter() - t0, "vectorised")
-                t0 = time.perf_counter()
+        plan = plan_vectorised(probe, len(runs), data, config, group_size=group_size)
+        if plan.make is not None:
+            size = plan.group_size
+            before = torch.get_num_threads()
+            torch.set_num_threads(plan.threads)
+            try:
+                for start in range(0, len(runs), size):
+                    group = runs[start : start + size]
+                    models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
+                              for r in group]  # fmt: skip
+                    hist = _train_vectorised(plan.make(models), group, data, config, tick)
+                    finish(group, hist, time.perf_counter() - t0, "vectorised")
+                    t0 = time.perf_counter()
+            finally:
+                torch.set_num_threads(before)
             return results
-        notify(f"initlab: training sequentially, this model cannot be vmapped ({problem})")
+        notify(f"initlab: training sequentially, this model cannot be vmapped ({plan.problem})")
     for run in runs:
         t0 = time.perf_counter()
         model = build_run_model(model_factory, run.entry, run.seed, config.device, data)
