@@ -290,7 +290,7 @@ def main() -> None:
           f"{r.get('roofline_step_ms', 'n/a')} ms; ratio {r.get('ratio', 'n/a')}")  # fmt: skip
     if not args.skip_e2e:
         e = end_to_end(args.e2e_repeat)
-        result["table"] = e.pop("summary")["stats"]
+        result["table"] = (e.pop("summary") or {}).get("stats")
         result["end_to_end"] = e
         print(f"default run end to end: {e['vectorised_seconds']} s vectorised, "
               f"{e['sequential_seconds']} s sequential: {e['speedup']}x")  # fmt: skip
