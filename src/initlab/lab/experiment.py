@@ -330,8 +330,6 @@ def compare(
             append_results(folder, gathered)
         return _finish(runs, [*done.values(), *gathered], folder, len(gathered))
 
-    if folder is not None:
-        _propagation_at_init(folder, factory, entry_list, data, seed_list[0], notify)
     done = _finished(folder)
     pending = [r for r in runs if r.run_id not in done]
     if done and pending != runs:
@@ -342,6 +340,8 @@ def compare(
         new = train_runs(factory, pending, data, config, progress=show, on_result=store, **kwargs)
     finally:
         stop()
+    if folder is not None:  # after training: its plot (matplotlib) does not delay the first step
+        _propagation_at_init(folder, factory, entry_list, data, seed_list[0], notify)
     return _finish(runs, [*done.values(), *new], folder, len(new))
 
 

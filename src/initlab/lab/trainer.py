@@ -8,9 +8,11 @@ be smaller). Loss: cross-entropy; optimizer: :class:`TrainConfig` (sgd with mome
 adamw). Per epoch: training loss (mean of the epoch's batch losses), validation loss and
 accuracy; index 0 is at init (training loss over the whole training set, eval mode).
 
-**Vectorised path.** ``torch.func.stack_module_state`` stacks every run's parameters and
-buffers along a new leading dimension R; one ``vmap(functional_call)`` per step evaluates the
-R models on their own batches ``x[R, B, ...]``, giving R losses. Their *sum* is backpropagated:
+**Vectorised path.** Every run's parameters and buffers are stacked along a new leading
+dimension R and one forward per step evaluates the R models on their own batches
+``x[R, B, ...]``, giving R losses: with batched layers (:class:`~initlab.lab.stacked.StackedNet`:
+``baddbmm`` for Linear, grouped convolutions, ...) when every layer of the model has a stacked
+form, else with ``torch.func.vmap(functional_call)``. The losses' *sum* is backpropagated:
 d(sum)/d(loss_r) = 1, so the gradient in run r's slice is exactly run r's own gradient, and a
 NaN or inf in one run stays in that run's slice. The ordinary ``torch.optim`` optimizer then
 steps on the stacked leaf tensors. That is exact because SGD (momentum, dampening, Nesterov,
@@ -18,9 +20,12 @@ L2 weight decay) and Adam/AdamW update every element from its own gradient, its 
 scalar hyper-parameters; the step count is shared but equal for all runs. Optimizers that look
 across the elements of a tensor (LARS/LAMB trust ratios, Adafactor, Muon, ``clip_grad_norm_``)
 would couple the runs and are not offered. BatchNorm works in training mode: its running
-statistics are stacked buffers that each run updates in its own slice.
+statistics are stacked buffers that each run updates in its own slice. The batched matmuls sum
+in another order than the plain loop's: the two paths agree to ~1e-6 relative per step (the
+tests allow 1e-4 after three epochs). Runs train in groups (:func:`plan_vectorised`): as many as
+fit a memory budget, on the thread count that measured fastest.
 
-**Fallback.** Before training, a probe runs the vmapped forward and backward on one batch
+**Fallback.** Before training, a probe runs the stacked forward and backward on one batch
 and compares run 0 with the plain module (eval-mode outputs, buffers after a training
 forward). If vmap cannot handle the model (data-dependent control flow, ``.item()``, buffers
 reassigned rather than updated in place, parameters of different shapes), the runs train on
@@ -41,15 +46,25 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
 
 from ..diagnostics import lsuv_
 from ..execute import initialize
 from .data import Dataset
 from .entries import LSUV_BATCH, Entry
+from .groups import fastest_threads, memory_budget, run_bytes, runs_per_group, thread_candidates
 from .results import RunResult, make_run_id
+from .stacked import StackedNet, stack_problem
 
-__all__ = ["OPTIMIZERS", "Run", "TrainConfig", "build_run_model", "train_runs", "vmap_problem"]
+__all__ = [
+    "OPTIMIZERS",
+    "Run",
+    "TrainConfig",
+    "VectorPlan",
+    "build_run_model",
+    "plan_vectorised",
+    "train_runs",
+    "vmap_problem",
+]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -165,6 +180,16 @@ def _orders(seed: int, n: int, device: torch.device) -> Iterator[Tensor]:
         yield torch.randperm(n, generator=g).to(device)
 
 
+#: the most bytes of training examples gathered at once (a few steps' batches for all runs)
+GATHER_BYTES = 32 * 2**20
+
+
+def _blocks(batches: list[slice], step_bytes: int) -> Iterator[list[slice]]:
+    """Consecutive batches in blocks of at most ``GATHER_BYTES`` (at least one batch)."""
+    per = max(1, GATHER_BYTES // max(step_bytes, 1))
+    yield from (batches[i : i + per] for i in range(0, len(batches), per))
+
+
 def _chunks(x: Tensor, y: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
     yield from ((x[s : s + size], y[s : s + size]) for s in range(0, x.shape[0], size))
 
@@ -172,10 +197,13 @@ def _chunks(x: Tensor, y: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
 # --------------------------------------------------------------------------- vectorised
 
 
-class _Stacked:
-    """R models as stacked state and vmapped loss/logits functions of one meta-device copy."""
+class _Vmapped:
+    """R models as stacked state and vmapped loss/logits functions of one meta-device copy:
+    the general form, for models :class:`~initlab.lab.stacked.StackedNet` does not cover."""
 
     def __init__(self, models: Sequence[nn.Module]) -> None:
+        from torch.func import functional_call, stack_module_state, vmap  # only where used
+
         self.params, self.buffers = stack_module_state(list(models))
         self.base = copy.deepcopy(models[0]).to("meta")
         self.size = len(models)
@@ -186,94 +214,205 @@ class _Stacked:
         def loss(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
             return F.cross_entropy(logits(p, b, x), y)
 
-        self.loss = vmap(loss, randomness="different")
-        self.logits_shared = vmap(logits, in_dims=(0, 0, None), randomness="different")
+        self._loss = vmap(loss, randomness="different")
+        self._logits_shared = vmap(logits, in_dims=(0, 0, None), randomness="different")
 
-    def evaluate(self, x: Tensor, y: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
-        """Mean loss [R] and accuracy [R] on (x, y), eval mode."""
-        self.base.eval()
-        loss = torch.zeros(self.size, dtype=torch.float64, device=x.device)
-        correct = torch.zeros(self.size, dtype=torch.float64, device=x.device)
-        with torch.no_grad():
-            for xc, yc in _chunks(x, y, chunk):
-                out = self.logits_shared(self.params, self.buffers, xc)  # [R, c, C]
-                losses = F.cross_entropy(out.flatten(0, 1), yc.repeat(self.size), reduction="none")
-                loss += losses.view(self.size, -1).double().sum(1)
-                correct += (out.argmax(-1) == yc).double().sum(1)
-        n = max(int(y.shape[0]), 1)
-        return loss / n, correct / n
+    def train(self, mode: bool = True) -> _Vmapped:
+        self.base.train(mode)
+        return self
+
+    def eval(self) -> _Vmapped:
+        return self.train(False)
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        return self._loss(self.params, self.buffers, x, y)
+
+    def logits_shared(self, x: Tensor) -> Tensor:
+        return self._logits_shared(self.params, self.buffers, x)
 
 
-def vmap_problem(models: Sequence[nn.Module], data: Dataset, config: TrainConfig) -> str | None:
-    """Why these models cannot train vectorised (one line), or None when they can.
+Engine = StackedNet | _Vmapped
+"""R runs trained together: ``params``/``buffers`` ``[R, ...]``, ``loss(x[R, B], y[R, B])``
+-> ``[R]``, ``logits_shared(x[B])`` -> ``[R, B, C]``, ``train()``/``eval()``."""
 
-    Runs the vmapped loss and backward on one batch (on copies: nothing is changed) and
-    compares run 0 with the plain module: eval-mode outputs and buffers after one training
-    forward. A mismatch means the model does something vmap does not see (e.g. a buffer
-    reassigned in forward).
-    """
+
+def _evaluate_all(engine: Engine, x: Tensor, y: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
+    """Mean loss [R] and accuracy [R] on (x, y), eval mode; every run sees the same chunks."""
+    engine.eval()
+    size = engine.size
+    loss = torch.zeros(size, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(size, dtype=torch.float64, device=x.device)
+    with torch.no_grad():
+        for xc, yc in _chunks(x, y, chunk):
+            out = engine.logits_shared(xc)  # [R, c, C]
+            losses = F.cross_entropy(out.flatten(0, 1), yc.repeat(size), reduction="none")
+            loss += losses.view(size, -1).double().sum(1)
+            correct += (out.argmax(-1) == yc).double().sum(1)
+    n = max(int(y.shape[0]), 1)
+    return loss / n, correct / n
+
+
+def _problem(
+    make: Callable[[Sequence[nn.Module]], Engine],
+    models: Sequence[nn.Module],
+    data: Dataset,
+    config: TrainConfig,
+) -> str | None:
+    """Runs ``make(models)``'s loss and backward on one batch (on copies: nothing is changed)
+    and compares run 0 with the plain module: eval-mode outputs and buffers after one training
+    forward. None when they agree, else why not (one line)."""
     n = min(config.batch_size, data.n_train)
     x, y = data.x_train[:n], data.y_train[:n]
     try:
-        stacked = _Stacked(models)
-        stacked.base.train()
-        xs = x.unsqueeze(0).expand(stacked.size, *x.shape)
-        ys = y.unsqueeze(0).expand(stacked.size, *y.shape)
-        stacked.loss(stacked.params, stacked.buffers, xs, ys).sum().backward()
+        engine = make([copy.deepcopy(m) for m in models]).train()
+        xs = x.unsqueeze(0).expand(engine.size, *x.shape)
+        ys = y.unsqueeze(0).expand(engine.size, *y.shape)
+        engine.loss(xs, ys).sum().backward()
         plain = copy.deepcopy(models[0]).train()
         with torch.no_grad():
             plain(x)
         for name, buf in plain.named_buffers():
             if buf.is_floating_point() and not torch.allclose(
-                stacked.buffers[name][0], buf, rtol=1e-4, atol=1e-6, equal_nan=True
+                engine.buffers[name][0], buf, rtol=1e-4, atol=1e-6, equal_nan=True
             ):
-                return f"buffer {name!r} is updated in forward in a way vmap does not follow"
-        stacked.base.eval()
+                return f"buffer {name!r} changes in forward in a way the vectorised form misses"
+        engine.eval()
         plain.eval()
         with torch.no_grad():
-            ours = stacked.logits_shared(stacked.params, stacked.buffers, x)[0]
+            ours = engine.logits_shared(x)[0]
             theirs = plain(x)
         if not torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5, equal_nan=True):
-            return "vmapped outputs differ from the plain module's"
+            return "vectorised outputs differ from the plain module's"
     except Exception as e:  # vmap's own errors are RuntimeErrors of many kinds
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         return f"{type(e).__name__}: {first[:160]}"
     return None
 
 
+def vmap_problem(models: Sequence[nn.Module], data: Dataset, config: TrainConfig) -> str | None:
+    """Why these models cannot train vectorised with ``torch.func.vmap`` (one line), or None.
+
+    Runs the vmapped loss and backward on one batch (on copies: nothing is changed) and
+    compares run 0 with the plain module: eval-mode outputs and buffers after one training
+    forward. A mismatch means the model does something vmap does not see (e.g. a buffer
+    reassigned in forward).
+    """
+    return _problem(_Vmapped, models, data, config)
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorPlan:
+    """How a grid trains vectorised (:func:`plan_vectorised`).
+
+    Attributes:
+        engine: ``"stacked"`` (:class:`~initlab.lab.stacked.StackedNet`), ``"vmap"``, or
+            ``"sequential"`` when neither reproduces the plain module (``problem`` says why).
+        group_size: runs trained together.
+        threads: torch threads while training (measured fastest).
+        per_run_bytes: the memory one run needs in a group (:func:`~initlab.lab.groups.run_bytes`).
+        problem: why the runs cannot train vectorised, or None.
+    """
+
+    engine: str
+    group_size: int
+    threads: int
+    per_run_bytes: int
+    problem: str | None = None
+
+    @property
+    def make(self) -> Callable[[Sequence[nn.Module]], Engine] | None:
+        """The engine's constructor (None: sequential)."""
+        return {"stacked": StackedNet, "vmap": _Vmapped}.get(self.engine)
+
+
+def plan_vectorised(
+    probe: Sequence[nn.Module],
+    runs: int,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    group_size: int | None = None,
+    threads: int | None = None,
+) -> VectorPlan:
+    """The engine, group size and thread count for ``runs`` runs of the architecture of
+    ``probe`` (two built runs; they are not changed).
+
+    Engine: stacked layers when every layer of the model has a stacked form, else vmap, each
+    checked against the plain module on one batch (:func:`vmap_problem`). Group size:
+    ``group_size``, or as many runs as fit :func:`~initlab.lab.groups.memory_budget`. Threads:
+    ``threads``, or the fastest of :func:`~initlab.lab.groups.thread_candidates` over a few
+    steps of a throw-away group (copies of ``probe``) on CPU.
+    """
+    per_run = run_bytes(probe[0], data.x_train[0], config.batch_size, config.eval_chunk)
+    size = group_size or runs_per_group(runs, per_run, memory_budget())
+    size = max(1, min(size, runs))
+    engine, problem = "sequential", None
+    if stack_problem(probe[0]) is None and _problem(StackedNet, probe, data, config) is None:
+        engine = "stacked"
+    else:
+        problem = vmap_problem(probe, data, config)
+        engine = "vmap" if problem is None else "sequential"
+    n = threads or torch.get_num_threads()
+    if engine != "sequential" and threads is None and data.x_train.device.type == "cpu":
+        n = fastest_threads(_trial_step(engine, probe, size, data, config), thread_candidates())
+    return VectorPlan(engine, size, n, per_run, problem)
+
+
+def _trial_step(
+    engine: str, probe: Sequence[nn.Module], size: int, data: Dataset, config: TrainConfig
+) -> Callable[[], None]:
+    """One training step of a throw-away group of ``size`` copies of ``probe``."""
+    make = StackedNet if engine == "stacked" else _Vmapped
+    net = make([copy.deepcopy(probe[i % len(probe)]) for i in range(size)]).train()
+    opt = make_optimizer(list(net.params.values()), config)
+    n = min(config.batch_size, data.n_train)
+    x = data.x_train[:n].unsqueeze(0).expand(size, n, *data.x_train.shape[1:])
+    y = data.y_train[:n].unsqueeze(0).expand(size, n)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        net.loss(x, y).sum().backward()
+        opt.step()
+
+    return step
+
+
 def _train_vectorised(
-    models: list[nn.Module],
+    engine: Engine,
     runs: Sequence[Run],
     data: Dataset,
     config: TrainConfig,
     tick: Callable[[int], None],
 ) -> list[dict[str, list[float]]]:
     device = data.x_train.device
-    stacked = _Stacked(models)
-    size = stacked.size
-    opt = make_optimizer(list(stacked.params.values()), config)
+    size = engine.size
+    opt = make_optimizer(list(engine.params.values()), config)
     orders = [_orders(r.seed, data.n_train, device) for r in runs]
-    train0, _ = stacked.evaluate(data.x_train, data.y_train, config.eval_chunk)
-    val_loss, val_acc = stacked.evaluate(data.x_val, data.y_val, config.eval_chunk)
+    train0, _ = _evaluate_all(engine, data.x_train, data.y_train, config.eval_chunk)
+    val_loss, val_acc = _evaluate_all(engine, data.x_val, data.y_val, config.eval_chunk)
     history = {"train_loss": [train0], "val_loss": [val_loss], "val_acc": [val_acc]}
     batches = _batches(data.n_train, config.batch_size)
+    row_bytes = data.x_train[:1].nelement() * data.x_train.element_size()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(runs[0].seed)
         for _ in range(config.epochs):
             perms = torch.stack([next(o) for o in orders])  # [R, N]
             total = torch.zeros(size, dtype=torch.float64, device=device)
-            stacked.base.train()
-            for sl in batches:
-                idx = perms[:, sl]  # [R, B]
-                losses = stacked.loss(stacked.params, stacked.buffers, data.x_train[idx],
-                                      data.y_train[idx])  # fmt: skip
-                opt.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                opt.step()
-                total += losses.detach().double()
-                tick(size)
+            engine.train()
+            for block in _blocks(batches, size * config.batch_size * row_bytes):
+                # one gather for several steps: each run's examples in its own order, [R, n, ...]
+                span = slice(block[0].start, block[-1].stop)
+                xs, ys = data.x_train[perms[:, span]], data.y_train[perms[:, span]]
+                for sl in block:
+                    local = slice(sl.start - span.start, sl.stop - span.start)
+                    losses = engine.loss(xs[:, local], ys[:, local])
+                    opt.zero_grad(set_to_none=True)
+                    losses.sum().backward()
+                    opt.step()
+                    total += losses.detach().double()
+                    tick(size)
             history["train_loss"].append(total / len(batches))
-            val_loss, val_acc = stacked.evaluate(data.x_val, data.y_val, config.eval_chunk)
+            val_loss, val_acc = _evaluate_all(engine, data.x_val, data.y_val, config.eval_chunk)
             history["val_loss"].append(val_loss)
             history["val_acc"].append(val_acc)
     stacked_hist = {k: torch.stack(v, dim=1).cpu() for k, v in history.items()}  # [R, E+1]
@@ -360,7 +499,8 @@ def train_runs(
         notify: receives one-line notices (default: printed to stderr).
         on_result: called with each result as soon as it exists (e.g. to store it).
         context: extra config recorded in each result and its run id (model and data specs).
-        group_size: the most runs trained together at once (None: all).
+        group_size: the most runs trained together at once (None: as many as fit half the
+            available memory, :mod:`initlab.lab.groups`).
     """
     notify = notify or (lambda message: print(message, file=sys.stderr, flush=True))
     runs = list(runs)
@@ -391,23 +531,28 @@ def train_runs(
 
     if not runs:
         return results
-    size = group_size or len(runs)
     if vectorised and len(runs) > 1:
         t0 = time.perf_counter()
         probe = [
             build_run_model(model_factory, r.entry, r.seed, config.device, data) for r in runs[:2]
         ]
-        problem = vmap_problem(probe, data, config)
-        if problem is None:
-            for start in range(0, len(runs), size):
-                group = runs[start : start + size]
-                models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
-                          for r in group]  # fmt: skip
-                hist = _train_vectorised(models, group, data, config, tick)
-                finish(group, hist, time.perf_counter() - t0, "vectorised")
-                t0 = time.perf_counter()
+        plan = plan_vectorised(probe, len(runs), data, config, group_size=group_size)
+        if plan.make is not None:
+            size = plan.group_size
+            before = torch.get_num_threads()
+            torch.set_num_threads(plan.threads)
+            try:
+                for start in range(0, len(runs), size):
+                    group = runs[start : start + size]
+                    models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
+                              for r in group]  # fmt: skip
+                    hist = _train_vectorised(plan.make(models), group, data, config, tick)
+                    finish(group, hist, time.perf_counter() - t0, "vectorised")
+                    t0 = time.perf_counter()
+            finally:
+                torch.set_num_threads(before)
             return results
-        notify(f"initlab: training sequentially, this model cannot be vmapped ({problem})")
+        notify(f"initlab: training sequentially, this model cannot be vmapped ({plan.problem})")
     for run in runs:
         t0 = time.perf_counter()
         model = build_run_model(model_factory, run.entry, run.seed, config.device, data)

@@ -1,0 +1,151 @@
+"""How many runs train together, and on how many threads: from the model, the data and the machine.
+
+A vectorised group of R runs holds, per run, the parameters with their gradients and two
+optimizer moments (4 copies, fp32) and, during a step, the activations of a batch kept for the
+backward pass and their gradients; evaluation holds the activations of an evaluation chunk.
+:func:`run_bytes` measures the activations with one forward of one example through the plain
+model (forward hooks on every leaf module), and :func:`runs_per_group` fits as many runs as a share
+of the memory available now (``MemAvailable``), split into equal groups: a 100-run grid of a
+big model trains in several groups instead of swapping, and a small grid trains in one.
+
+:func:`fastest_threads` times a few steps at each candidate thread count (1, half, all of the
+cores this process may use) and keeps the fastest: a small group's kernels are too short to
+share among threads (and threads hurt when other processes load the cores), a big group's are
+not.
+
+>>> runs_per_group(runs=100, per_run=10**9, budget=8 * 10**9)  # 8 fit: 13 groups of 7-8
+8
+>>> runs_per_group(runs=6, per_run=10**6, budget=8 * 10**9)
+6
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "MEMORY_SHARE",
+    "available_memory",
+    "fastest_threads",
+    "memory_budget",
+    "run_bytes",
+    "runs_per_group",
+    "thread_candidates",
+]
+
+#: the share of the available memory a vectorised group may use
+MEMORY_SHARE = 0.5
+
+
+def run_bytes(model: nn.Module, example: torch.Tensor, batch_size: int, eval_chunk: int) -> int:
+    """Bytes one run needs in a vectorised group (fp32 model, Adam).
+
+    ``4 x parameters`` (values, gradients, two moments) plus the larger of a training step
+    (``2 x activations x batch_size``: kept for backward, and their gradients) and an
+    evaluation chunk (``activations x eval_chunk``), with the activations per example counted
+    by one forward of ``example`` (one example, no batch dimension) through ``model``.
+    """
+    activations = 0
+
+    def count(_module: nn.Module, _args: object, out: object) -> None:
+        nonlocal activations
+        if isinstance(out, torch.Tensor):
+            activations += out.numel()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example.unsqueeze(0))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    per_example = activations * 4
+    return 4 * params + max(2 * per_example * batch_size, per_example * eval_chunk)
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable`` of /proc/meminfo; else physical)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30
+
+
+def memory_budget() -> int:
+    """Bytes a vectorised group may use: :data:`MEMORY_SHARE` of :func:`available_memory`."""
+    return int(available_memory() * MEMORY_SHARE)
+
+
+def runs_per_group(runs: int, per_run: int, budget: int) -> int:
+    """Runs per group: as many as ``budget`` holds (at least 1), the groups made equal.
+
+    Args:
+        runs: runs to train.
+        per_run: bytes per run (:func:`run_bytes`).
+        budget: bytes for one group (:func:`memory_budget`).
+    """
+    if runs < 1:
+        return 1
+    fit = max(1, min(runs, budget // max(per_run, 1)))
+    groups = math.ceil(runs / fit)
+    return math.ceil(runs / groups)
+
+
+def thread_candidates() -> list[int]:
+    """Thread counts worth trying: 1, half and all of the cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    cores = max(1, min(cores, torch.get_num_threads()))
+    return sorted({1, max(1, cores // 2), cores})
+
+
+def fastest_threads(step: Callable[[], object], candidates: list[int], repeat: int = 2) -> int:
+    """The thread count among ``candidates`` at which ``step()`` runs fastest.
+
+    Each candidate runs ``step`` once to warm up, then ``repeat`` times; the best time counts
+    (the minimum is the least disturbed by other processes). Two interleaved rounds, so that a
+    passing load spike does not decide alone; a candidate whose step takes over 3x the best so
+    far is dropped at once (threads fighting other processes can be 10x slower). The thread
+    setting is restored.
+    """
+    if len(candidates) == 1:
+        return candidates[0]
+    before = torch.get_num_threads()
+    best = dict.fromkeys(candidates, math.inf)
+    alive = list(candidates)
+    try:
+        for _ in range(2):
+            for n in list(alive):
+                torch.set_num_threads(n)
+                for i in range(repeat + 1):
+                    t0 = time.perf_counter()
+                    step()
+                    seconds = time.perf_counter() - t0
+                    if i > 0 or best[n] < math.inf:  # the first step of all warms up
+                        best[n] = min(best[n], seconds)
+                    if seconds > 3 * min(best.values()):
+                        alive.remove(n)
+                        break
+    finally:
+        torch.set_num_threads(before)
+    return min(candidates, key=lambda n: (best[n], n))
