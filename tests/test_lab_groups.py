@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.lab import build_model, load_dataset
+from initlab import build_model
+from initlab.lab import load_dataset
 from initlab.lab.entries import resolve_entries
 from initlab.lab.groups import fastest_threads, run_bytes, runs_per_group, thread_candidates
 from initlab.lab.trainer import Run, TrainConfig, build_run_model, plan_vectorised, train_runs

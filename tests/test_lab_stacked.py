@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archs import cnn as grouped_bn_cnn
-from initlab.lab import build_model
+from initlab import build_model
 from initlab.lab.stacked import StackedNet, stack_problem
 
 R = 3

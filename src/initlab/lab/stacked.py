@@ -15,7 +15,7 @@ layer                         stacked form
 pools, activations, dropout   element-wise or per channel: applied to the packed tensor as is
 ``Flatten``, ``Unflatten``    a view (and one transpose between the two layouts)
 ``Sequential``,               their children, in order; ``x + f(x)`` for
-``ResidualBlock``             :class:`~initlab.lab.models.ResidualBlock`
+``ResidualBlock``             :class:`~initlab.zoo.ResidualBlock`
 ============================  ==================================================================
 
 Activations travel in one of three layouts: ``"runs"`` ``[R, B, ...]`` (what ``Linear`` takes),
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .models import ResidualBlock
+from ..zoo import ResidualBlock
 
 __all__ = ["StackedNet", "stack_problem"]
 
