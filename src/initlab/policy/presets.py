@@ -83,6 +83,7 @@ def register_preset(name: str, source: str = "-") -> Callable[[PresetFn], Preset
         ...     return Policy(rules=(Rule("zeros"),), name="all_zeros")
         >>> get_preset("all-zeros").rules[0].scheme.name
         'zeros'
+        >>> _ = _PRESETS.pop("all_zeros"), _SOURCES.pop("all_zeros")  # leave the registry as found
     """
 
     def deco(fn: PresetFn) -> PresetFn:
