@@ -46,6 +46,12 @@ FANS = {
     # 32x32 images in 8x8 patches: 16 patches, + the class token's position for ViT
     "timm_vit": [(r"pos_embed", 17, 192, "position_embedding", 0), *_VIT],
     "timm_deit3": [(r"pos_embed", 16, 192, "position_embedding", 0), *_VIT],
+    "timm_deit_distilled": [
+        (r"pos_embed", 18, 192, "position_embedding", 0),  # 16 patches + class + distillation
+        (r"dist_token", 1, 192, "class_token", 0),
+        (r"head_dist\.(weight|bias)", 192, 10, None, 0),
+        *_VIT,
+    ],
     "timm_resnet18": [
         (r"conv1\.weight", 3 * 49, 64 * 49, "weight", 0),  # the stem stays 64 wide
         (r"layer1\.0\.conv1\.weight", 64 * 9, 16 * 9, "weight", 0),

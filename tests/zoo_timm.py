@@ -54,6 +54,11 @@ ZOO = {
             "timm_vit",
         ),
         ZooModel(
+            "timm_deit_distilled",  # DeiT: class and distillation tokens, two heads
+            _timm("deit_tiny_distilled_patch16_224", depth=2, img_size=32, patch_size=8),
+            "timm_vit",
+        ),
+        ZooModel(
             "timm_deit3",  # DeiT III: LayerScale (init_values 1e-6), no class token in pos_embed
             _timm(
                 "deit3_small_patch16_224",

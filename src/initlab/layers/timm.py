@@ -10,8 +10,9 @@ What each one connects (fans as in :mod:`initlab.layers.torch_nn`):
   blocks. The layer describes its child's parameters (``children={"qkv": {}}``).
 * **VisionTransformer** ``pos_embed`` ``[1, N, D]``: a table of ``N`` positions, read as an
   embedding (``fan_in = N``, ``fan_out = D``, role ``position_embedding``); ``cls_token`` and
-  ``reg_token`` ``[1, n, D]`` likewise (role ``class_token``). Defaults: timm's
-  ``init_weights``, N(0, .02²) and N(0, 1e-12).
+  ``reg_token`` ``[1, n, D]`` likewise (role ``class_token``), and the distilled DeiT's
+  ``dist_token``. Defaults: timm's ``init_weights``, N(0, .02²) for ``pos_embed`` and
+  ``dist_token``, N(0, 1e-12) for the others.
 * **Swin** ``relative_position_bias_table`` ``[(2W-1)², heads]``: an embedding of relative
   offsets (``fan_in = (2W-1)²``, ``fan_out = heads``, role ``position_embedding``).
 * **LayerScale** / **LayerScale2d** ``gamma`` and the ConvNeXt block's ``gamma``: element-wise
@@ -78,9 +79,8 @@ register_layer(
 
 _TOKENS = {
     "pos_embed": ParamSpec("position_embedding", TABLE, torch_init=TRUNC_02),
-    "cls_token|reg_token|dist_token": ParamSpec(
-        "class_token", TABLE, torch_init=TorchInit("normal", 1e-6)
-    ),
+    "cls_token|reg_token": ParamSpec("class_token", TABLE, torch_init=TorchInit("normal", 1e-6)),
+    "dist_token": ParamSpec("class_token", TABLE, torch_init=TRUNC_02),
 }
 register_layer(
     "timm.models.vision_transformer.VisionTransformer", LayerSpec("timm-vit-tokens", _TOKENS)

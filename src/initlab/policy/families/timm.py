@@ -7,8 +7,9 @@ builds the model (read from ``timm/models/*.py``):
 * **timm_vit** (``VisionTransformer.init_weights``, mode ``''``, ``init_weights_vit_timm``):
   every Linear weight ``trunc_normal_(std=.02)`` (bounds ±2, i.e. ±100 std), bias 0 (the fused
   qkv block by block: the same law); ``pos_embed`` trunc_normal .02, ``cls_token``/``reg_token``
-  N(0, 1e-12); LayerScale ``gamma`` its ``init_values``; the patch-embedding Conv2d and the
-  norms keep their torch defaults (the model calls ``init_weights(needs_reset=False)``).
+  N(0, 1e-12), a distilled DeiT's ``dist_token`` trunc_normal .02; LayerScale ``gamma`` its
+  ``init_values``; the patch-embedding Conv2d and the norms keep their torch defaults (the
+  model calls ``init_weights(needs_reset=False)``).
   DeiT is a VisionTransformer. Dosovitskiy et al. 2020, https://arxiv.org/abs/2010.11929.
 * **swin** (``SwinTransformer.init_weights``, the same ``init_weights_vit_timm``): Linear
   trunc_normal .02 / 0; ``relative_position_bias_table`` trunc_normal .02
@@ -74,11 +75,12 @@ def timm_vit() -> Policy:
 
     Example:
         >>> [r.id for r in timm_vit().rules][:3]
-        ['pos-embed', 'tokens', 'linear-weight']
+        ['pos-embed', 'dist-token', 'tokens']
     """
     return Policy(
         rules=(
             Rule(TRUNC_02, param="pos_embed", id="pos-embed"),
+            Rule(TRUNC_02, param="dist_token", id="dist-token"),
             Rule({"name": "normal", "std": 1e-6}, param="*_token", ndim=3, id="tokens"),
             Rule(TRUNC_02, module=LINEAR, param="weight", id="linear-weight"),
             Rule("zeros", module=LINEAR, param="bias", id="linear-bias"),
