@@ -135,6 +135,49 @@ def test_user_layer_in_plan_with_block_rules() -> None:
     assert rows["head.weight"].fans.rule == "linear"
 
 
+class FusedAttention(nn.Module):
+    """timm's Attention shape: a plain Linear child packs q, k, v."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+
+FUSED = LayerSpec(
+    "fused-attention",
+    {
+        "qkv.weight": ParamSpec("weight", LINEAR, blocks=("q", "k", "v")),
+        "qkv.bias": ParamSpec("bias", fans_of="qkv.weight"),
+    },
+    children={"qkv": {}},
+)
+
+
+def test_a_layer_describes_its_childs_parameter() -> None:
+    """The parent's pattern ``qkv.weight`` wins over the child Linear's own spec, reached from
+    the parent, from any ancestor, and in a plan; the sibling Linear stays a Linear."""
+    model = nn.Sequential(FusedAttention())
+    assert compute_fans(model, "0.qkv.weight").blocks == ()  # not registered yet: one Linear
+    register_layer(FusedAttention, FUSED)
+    for root, path in ((model[0], "qkv.weight"), (model, "0.qkv.weight")):
+        f = compute_fans(root, path)
+        assert (f.fan_in, f.fan_out, f.rule, f.layer) == (8, 8, "fused-attention", "FusedAttention")
+        assert [(b.name, b.start, b.stop) for b in f.blocks] == [
+            ("q", 0, 8),
+            ("k", 8, 16),
+            ("v", 16, 24),
+        ]
+        assert (f.torch_fan_in, f.torch_fan_out) == (8, 24)  # torch's rule on the whole [24, 8]
+    b = compute_fans(model, "0.qkv.bias")
+    assert (b.fan_in, b.fan_out, b.role, len(b.blocks)) == (8, 8, "bias", 3)
+    assert compute_fans(model, "0.proj.weight").rule == "linear"
+    assert claims_child(model[0], "qkv") and not claims_child(model[0], "proj")
+    rows = {r.qualname: r for r in initlab.plan(model, "xavier_uniform", seed=0).rows}
+    assert rows["0.qkv.weight"].target_std == pytest.approx(math.sqrt(2 / 16))  # 0.354, not 0.258
+    assert [b.name for b in rows["0.qkv.weight"].fans.blocks] == ["q", "k", "v"]
+
+
 def test_user_layer_initialize_and_materialize() -> None:
     register_layer(Dense, DENSE)
     policy = initlab.Policy(

@@ -48,6 +48,8 @@ from .policy.presets import DEPRECATED_PRESETS, get_preset, list_presets
 from .policy.rules import PolicyError, Rule, as_scheme, did_you_mean
 from .refs import RefError, is_file_ref, load_ref
 from .schemes import Scheme, aliases, list_schemes
+from .sources.timm import build_timm
+from .sources.torchvision import build_torchvision
 from .syntax import SpecError, canonical_name, format_spec, parse_spec
 from .zoo import MODELS, ModelError, build_zoo_model
 
@@ -296,3 +298,7 @@ def build_model(
         f"unknown model {spec!r}{did_you_mean(key, list(MODELS))}; built-ins: "
         f"{', '.join(MODELS)}, or a factory 'package.module:factory' / 'path/to/file.py:factory'"
     )
+
+
+register_model_source("timm", build_timm)
+register_model_source("torchvision", build_torchvision)

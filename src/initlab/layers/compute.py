@@ -12,6 +12,9 @@ layers, with their definitions, are in :mod:`initlab.layers.torch_nn`.
 * A layer can change a child's default (MultiheadAttention zeroes ``out_proj.bias``): reached
   from the parent (``compute_fans(mha, "out_proj.bias")``) the fans record it in
   ``attrs["torch_init"]``.
+* A layer can describe a child's parameter: a spec pattern naming ``child.param`` (timm's
+  ``Attention`` registers ``qkv.weight`` with blocks q, k, v) gives the fans of that parameter,
+  reached from the parent or from the child's own path in a model.
 
 ``torch_fan_in``/``torch_fan_out`` always hold torch's shape rule applied to the layer's weight
 (for a bias: its weight; for MHA's ``bias_k``/``bias_v`` and separate projections: the tensor
@@ -103,7 +106,11 @@ def compute_fans(
         return dataclasses.replace(
             f, layer=layer, param=name, torch_fan_in=tf[0], torch_fan_out=tf[1]
         )
-    fans = layer_fans(owner, name, shape)
+    fans = None
+    if parent is not None:  # a layer may describe a child's parameter (timm's fused qkv Linear)
+        fans = layer_fans(parent, f"{child}.{name}", shape)
+    if fans is None:
+        fans = layer_fans(owner, name, shape)
     if fans is None:
         fans = dataclasses.replace(
             _fallback(owner, name, shape, param_name), layer=layer, param=name
@@ -187,6 +194,12 @@ def _get_tensor(owner: nn.Module, name: str, root: nn.Module, path: str) -> Tens
 
 
 def _shape(owner: nn.Module, name: str) -> tuple[int, ...]:
+    *path, name = name.split(".")  # a child's parameter a layer describes: "qkv.weight"
+    for part in path:
+        child = owner._modules.get(part)
+        if child is None:
+            raise ValueError(f"{type(owner).__name__} has no submodule {part!r}")
+        owner = child
     t = getattr(owner, name, None)
     if not isinstance(t, Tensor):
         raise ValueError(f"{type(owner).__name__} has no tensor {name!r} to read fans from")

@@ -12,6 +12,7 @@ Every invalid input raises :class:`PolicyError` (a ``ValueError``) whose ``path`
 offending key, e.g. ``rules[2].scheme``.
 """
 
+from .families import timm_auto, torchvision_auto
 from .files import FORMATS, dumps_policy, loads_policy, read_policy_file, save_policy
 from .policy import UNMATCHED, Policy, Resolution
 from .presets import DEPRECATED_PRESETS, get_preset, list_presets, preset_info, register_preset
@@ -34,4 +35,6 @@ __all__ = [
     "read_policy_file",
     "register_preset",
     "save_policy",
+    "timm_auto",
+    "torchvision_auto",
 ]
