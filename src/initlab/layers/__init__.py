@@ -4,7 +4,8 @@ For each registered layer type (:mod:`.registry`: a class matched through the MR
 class name resolved once imported, or a predicate) a :class:`LayerSpec` (:mod:`.spec`) gives per
 parameter its layout (fan axes), blocks, role, padding row and torch default
 (:mod:`.defaults`), and the values of the layer's buffers. :func:`compute_fans`
-(:mod:`.compute`) reads it; torch's built-in layers register in :mod:`.torch_nn`.
+(:mod:`.compute`) reads it; torch's built-in layers register in :mod:`.torch_nn`, transformers'
+(by dotted class name, never imported) in :mod:`.hf`.
 
 Example:
     >>> from torch import nn
@@ -13,7 +14,7 @@ Example:
     (64, 64, ['q', 'k', 'v'], 'weight')
 """
 
-from . import torch_nn  # noqa: F401  (registers torch.nn's layers)
+from . import hf, torch_nn  # noqa: F401  (register torch.nn's and transformers' layers)
 from .compute import compute_fans, explain_fans, layer_fans
 from .defaults import TORCH_INIT_KINDS, Draw, TorchInit, torch_draw
 from .registry import (
