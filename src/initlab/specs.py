@@ -124,7 +124,7 @@ def _is_policy_file(text: str) -> bool:
 PolicySource = Policy | Mapping[str, Any] | str | os.PathLike[str]
 
 
-def load_policy(source: PolicySource) -> Policy:
+def load_policy(source: PolicySource, *, model: nn.Module | None = None) -> Policy:
     """A policy from a Policy (returned), a mapping, a policy file, a preset or a scheme.
 
     Args:
@@ -133,6 +133,8 @@ def load_policy(source: PolicySource) -> Policy:
             (``"gpt2:n_layers=12,std=0.02"``); or a scheme spec
             (``"kaiming_normal:nonlinearity=relu"``), the one-rule policy
             :func:`scheme_policy`.
+        model: the model the policy is for; a family preset reads its quantities
+            (``load_policy("gpt2", model=m)`` takes ``n_layers`` from ``m.config``).
 
     Returns:
         The policy.
@@ -169,7 +171,7 @@ def load_policy(source: PolicySource) -> Policy:
             f"got {params['path']!r}"
         )
     if key in list_presets() or key in DEPRECATED_PRESETS:
-        return get_preset(name, **params)
+        return get_preset(name, model=model, **params)
     try:
         return scheme_policy({"name": key, **params})
     except PolicyError as e:

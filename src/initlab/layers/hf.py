@@ -35,10 +35,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from torch import nn
 
+from ..fans import Fans
+from .compute import layer_fans
 from .defaults import TorchInit
 from .registry import register_layer
 from .spec import ELEMENTWISE, LayerSpec, Layout, ParamSpec
@@ -72,6 +75,14 @@ def _conv1d_blocks(m: nn.Module) -> tuple[str, ...]:
     return ("q", "k", "v") if nx and nf == 3 * nx else ()
 
 
+def _conv1d_bias(m: nn.Module, name: str, shape: tuple[int, ...]) -> Fans:
+    """The weight's fans, its blocks moved to the bias's only dimension."""
+    w = layer_fans(m, "weight", tuple(int(s) for s in m.weight.shape))
+    assert w is not None  # the weight is described above
+    blocks = tuple(dataclasses.replace(b, dim=0) for b in w.blocks)
+    return dataclasses.replace(w, blocks=blocks, attrs=())
+
+
 def _conv1d_attrs(m: nn.Module, name: str) -> dict[str, Any]:
     return {"in_features": int(m.nx), "out_features": int(m.nf)}
 
@@ -88,7 +99,7 @@ register_layer(
                 block_dim=1,
                 torch_init=TorchInit("normal", 0.02),
             ),
-            "bias": ParamSpec("bias", fans_of="weight", torch_init=TorchInit("zeros")),
+            "bias": ParamSpec("bias", fans=_conv1d_bias, torch_init=TorchInit("zeros")),
         },
         _conv1d_attrs,
     ),
@@ -120,9 +131,7 @@ def _token_spec(token_init: TorchInit, position_init: TorchInit) -> LayerSpec:
             "cls_token": token,
             "distillation_token": token,
             "mask_token": ParamSpec("class_token", table, torch_init=TorchInit("zeros")),
-            "position_embeddings": ParamSpec(
-                "position_embedding", table, torch_init=position_init
-            ),
+            "position_embeddings": ParamSpec("position_embedding", table, torch_init=position_init),
         },
     )
 
