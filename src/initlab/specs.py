@@ -48,6 +48,7 @@ from .policy.presets import DEPRECATED_PRESETS, get_preset, list_presets
 from .policy.rules import PolicyError, Rule, as_scheme, did_you_mean
 from .refs import RefError, is_file_ref, load_ref
 from .schemes import Scheme, aliases, list_schemes
+from .sources.hf import build_hf_model
 from .syntax import SpecError, canonical_name, format_spec, parse_spec
 from .zoo import MODELS, ModelError, build_zoo_model
 
@@ -298,3 +299,6 @@ def build_model(
         f"unknown model {spec!r}{did_you_mean(key, list(MODELS))}; built-ins: "
         f"{', '.join(MODELS)}, or a factory 'package.module:factory' / 'path/to/file.py:factory'"
     )
+
+
+register_model_source("hf", build_hf_model)
