@@ -85,6 +85,7 @@ def register_preset(name: str, source: str = "-") -> Callable[[PresetFn], Preset
         ...     return Policy(rules=(Rule("zeros"),), name="all_zeros")
         >>> get_preset("all-zeros").rules[0].scheme.name
         'zeros'
+        >>> del _PRESETS["all_zeros"], _SOURCES["all_zeros"]  # (this example only)
     """
 
     def deco(fn: PresetFn) -> PresetFn:
