@@ -154,3 +154,10 @@ def test_checkpoint_loads_with_from_pretrained(name, tmp_path):
     loaded = auto.from_pretrained(out)
     assert type(loaded) is type(eager)
     assert_same(state(loaded), state(eager), name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_default_covers_every_parameter(name):
+    model = build(name)
+    report = initlab.initialize(model, "torch-default", seed=0, strict=True)
+    assert len(report.rows) == len({id(p) for p in model.parameters()})
