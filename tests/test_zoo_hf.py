@@ -111,7 +111,7 @@ def test_family_preset_matches_the_library_init(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_hf_auto_picks_the_family(name):
-    family = {"qwen2": "llama"}.get(name, name)
+    family = {"qwen2": "llama", "deit": "vit"}.get(name, name)
     assert initlab.plan(build(name), POLICY).policy.name == family
 
 

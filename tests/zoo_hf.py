@@ -44,6 +44,11 @@ ZOO: dict[str, tuple[str, str]] = {
         f"&intermediate_size={FF}&image_size=32&patch_size=8",
         "AutoModel",
     ),
+    "deit": (
+        f"hf:deit?num_hidden_layers=2&hidden_size={D}&num_attention_heads={HEADS}"
+        f"&intermediate_size={FF}&image_size=32&patch_size=8",
+        "AutoModel",
+    ),
 }
 
 _NORM = (1, 1, ())
@@ -94,6 +99,11 @@ FANS: dict[str, dict[str, tuple[int, int, tuple[str, ...]]]] = {
         r".*mlp\.fc1\.(weight|bias)": (D, FF, ()),
         r".*mlp\.fc2\.(weight|bias)": (FF, D, ()),
     },
+}
+FANS["deit"] = {
+    **{k: v for k, v in FANS["vit"].items() if "position_embeddings" not in k},
+    r"embeddings\.distillation_token": (1, D, ()),
+    r"embeddings\.position_embeddings": (18, D, ()),  # 16 patches + cls + distillation
 }
 FANS["qwen2"] = {  # Llama's layout; its q/k/v biases take their weight's fans
     **FANS["llama"],

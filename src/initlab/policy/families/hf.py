@@ -19,7 +19,8 @@ the preset is given the model (``initlab.initialize(model, "bert")``), or from i
   ``relative_attention_bias`` ``N(0, f²/d_model)``; feed-forward ``wi*`` ``N(0, f²/d_model)``,
   ``wo`` ``N(0, f²/d_ff)``; T5LayerNorm ``f``.
 * ``vit``: base, plus ``position_embeddings`` and ``cls_token`` ``trunc_normal(0, r², [-2, 2])``
-  (absolute bounds, as ``torch.nn.init.trunc_normal_``), ``mask_token`` 0.
+  (absolute bounds, as ``torch.nn.init.trunc_normal_``), ``mask_token`` 0; DeiT's embeddings
+  (cls, distillation and mask tokens, position embeddings) 0.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ FAMILIES: dict[str, str] = {
     "qwen3": "llama",
     "t5": "t5",
     "vit": "vit",
+    "deit": "vit",
 }
 
 
@@ -275,11 +277,13 @@ def t5(
 
 @register_preset("vit", source="HF transformers ViTPreTrainedModel._init_weights")
 def vit(*, std: float | None = None, model: nn.Module | None = None) -> Policy:
-    """HF ViT: Linear/Conv N(0, r²), biases 0, LayerNorm 1/0, position and cls tokens
-    trunc_normal(0, r², [-2, 2]), mask token 0.
+    """HF ViT/DeiT: Linear/Conv N(0, r²), biases 0, LayerNorm 1/0, ViT's position and cls
+    tokens trunc_normal(0, r², [-2, 2]), mask token 0; DeiT's tokens and position embeddings 0.
 
-    Source: ``ViTPreTrainedModel._init_weights`` (transformers); Dosovitskiy et al. 2020,
-    https://arxiv.org/abs/2010.11929.
+    Source: ``ViTPreTrainedModel._init_weights`` and ``DeiTPreTrainedModel._init_weights``
+    (transformers; DeiT's zeroes its cls, distillation and mask tokens and position embeddings
+    after drawing them); Dosovitskiy et al. 2020, https://arxiv.org/abs/2010.11929; Touvron et
+    al. 2020, https://arxiv.org/abs/2012.12877.
 
     Args:
         std: ``r``, default the config's ``initializer_range`` (0.02).
@@ -289,6 +293,7 @@ def vit(*, std: float | None = None, model: nn.Module | None = None) -> Policy:
     tokens = "ViTEmbeddings"
     trunc = {"name": "trunc_normal", "std": std, "a": -2.0, "b": 2.0}
     rules = [
+        Rule("zeros", module="DeiTEmbeddings", param="*", ndim=3, id="deit-tokens"),
         Rule(trunc, module=tokens, param="position_embeddings", id="position-embedding"),
         Rule(trunc, module=tokens, param="cls_token", id="cls-token"),
         Rule("zeros", module=tokens, param="mask_token", id="mask-token"),
@@ -331,7 +336,7 @@ def hf_auto(*, model: nn.Module | None = None) -> Policy:
     """The transformers family preset the model's ``config.model_type`` names.
 
     gpt2 -> ``gpt2``; bert, roberta -> ``bert``; llama, mistral, qwen2, qwen3 -> ``llama``;
-    t5 -> ``t5``; vit -> ``vit``. Needs the model (``initlab.initialize(model, "hf-auto")``).
+    t5 -> ``t5``; vit, deit -> ``vit``. Needs the model (``initlab.initialize(model, "hf-auto")``).
 
     Args:
         model: the model being initialised (passed by ``initialize``/``plan``).
