@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from initlab import list_presets
+
 # Nothing may download at test time: Hugging Face libraries read these before any call.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -61,3 +63,13 @@ def lab_run() -> Callable[..., object]:
     """A made-up lab RunResult: ``lab_run(entry, seed, final_acc_or_curve, n_val=, chance=,
     loss_end=, diverged=)`` (accuracy at init = chance; losses fall linearly from 2.3)."""
     return _lab_run
+
+
+@pytest.fixture
+def preset_args() -> dict[str, dict[str, object]]:
+    """Every preset that builds without a model, with the arguments it then needs (hf_auto
+    picks its family from a model and is tested on the zoo, tests/test_zoo_hf.py)."""
+    t5 = {"d_model": 64, "d_kv": 16, "d_ff": 128, "num_heads": 4}
+    needs = {"gpt2": {"n_layers": 2}, "t5": t5}
+    auto = ("hf_auto", "timm_auto", "torchvision_auto")  # these need a model
+    return {name: needs.get(name, {}) for name in list_presets() if name not in auto}

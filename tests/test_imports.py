@@ -135,3 +135,16 @@ def test_every_module_imports_on_its_own() -> None:
     ]  # fmt: skip
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(outputs)
+
+
+def test_initlab_never_imports_transformers_itself() -> None:
+    """The transformers registry entries and presets are lazy: planning, presets and zoo models
+    leave transformers unimported until the user (or an ``hf:`` spec) imports it."""
+    code = (
+        "import sys, initlab; from torch import nn; "
+        "initlab.initialize(nn.Linear(3, 3), 'kaiming'); initlab.build_model('mlp'); "
+        "initlab.plan(nn.Linear(2, 2), 'gpt2:n_layers=2'); initlab.list_presets(); "
+        "assert 'transformers' not in sys.modules, 'transformers was imported'"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -512,13 +512,14 @@ def test_unserialisable_scheme_is_a_policy_error():
 
 
 # -- presets -------------------------------------------------------------------------------
-def test_every_preset_builds_round_trips_and_is_documented():
+def test_every_preset_builds_round_trips_and_is_documented(preset_args):
     assert set(list_presets()) >= {
         "torch_default", "linear_xavier_conv_kaiming", "orthogonal_weights", "lecun", "kaiming",
         "xavier", "gpt2",
     }  # fmt: skip
-    for name in list_presets():
-        pol = get_preset(name, n_layers=2) if name == "gpt2" else get_preset(name)
+    assert set(preset_args) == set(list_presets()) - {"hf_auto"}  # hf_auto: test_zoo_hf.py
+    for name, kwargs in preset_args.items():
+        pol = get_preset(name, **kwargs)
         assert pol.name and pol.description and pol.unmatched == "leave"
         for fmt in ("yaml", "toml", "json"):
             assert loads_policy(dumps_policy(pol, fmt), fmt) == pol

@@ -226,8 +226,8 @@ def test_docstring_examples_run() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_no_warning_for_current_names() -> None:
+def test_no_warning_for_current_names(preset_args) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for name in initlab.list_presets():
-            load_policy(f"{name}:n_layers=2" if name == "gpt2" else name)
+        for name, kwargs in preset_args.items():
+            load_policy(format_spec(name, kwargs))

@@ -75,7 +75,7 @@ def plan(
         prefix: the qualified name of ``model`` inside a larger model, so that initialising a
             submodule gives the same values as initialising the whole model.
     """
-    pol = load_policy(policy)
+    pol = load_policy(policy, model=model)
     exclude = tuple(exclude)
     for p in exclude:
         compile_pattern(p)  # a bad pattern fails here, before anything else

@@ -48,6 +48,7 @@ from .policy.presets import DEPRECATED_PRESETS, get_preset, list_presets
 from .policy.rules import PolicyError, Rule, as_scheme, did_you_mean
 from .refs import RefError, is_file_ref, load_ref
 from .schemes import Scheme, aliases, list_schemes
+from .sources.hf import build_hf_model
 from .sources.timm import build_timm
 from .sources.torchvision import build_torchvision
 from .syntax import SpecError, canonical_name, format_spec, parse_spec
@@ -126,7 +127,7 @@ def _is_policy_file(text: str) -> bool:
 PolicySource = Policy | Mapping[str, Any] | str | os.PathLike[str]
 
 
-def load_policy(source: PolicySource) -> Policy:
+def load_policy(source: PolicySource, *, model: nn.Module | None = None) -> Policy:
     """A policy from a Policy (returned), a mapping, a policy file, a preset or a scheme.
 
     Args:
@@ -135,6 +136,8 @@ def load_policy(source: PolicySource) -> Policy:
             (``"gpt2:n_layers=12,std=0.02"``); or a scheme spec
             (``"kaiming_normal:nonlinearity=relu"``), the one-rule policy
             :func:`scheme_policy`.
+        model: the model the policy is for; a family preset reads its quantities
+            (``load_policy("gpt2", model=m)`` takes ``n_layers`` from ``m.config``).
 
     Returns:
         The policy.
@@ -171,7 +174,7 @@ def load_policy(source: PolicySource) -> Policy:
             f"got {params['path']!r}"
         )
     if key in list_presets() or key in DEPRECATED_PRESETS:
-        return get_preset(name, **params)
+        return get_preset(name, model=model, **params)
     try:
         return scheme_policy({"name": key, **params})
     except PolicyError as e:
@@ -300,5 +303,6 @@ def build_model(
     )
 
 
+register_model_source("hf", build_hf_model)
 register_model_source("timm", build_timm)
 register_model_source("torchvision", build_torchvision)

@@ -7,6 +7,7 @@ checkpoint::
     out_dir/model-00001-of-00003.safetensors ... model-00003-of-00003.safetensors
     out_dir/model.safetensors.index.json   {"metadata": {"total_size": ...}, "weight_map": ...}
     out_dir/init_report.json, out_dir/init_report.md
+    out_dir/config.json                    a transformers model's config (to_json_file)
 
 It is the same executor and fill (:func:`initlab.execute.executor.execute`) as
 ``initialize``; the target is a tensor on its way to a file. Shard sizes are known from the
@@ -19,6 +20,9 @@ extra package; ``load_checkpoint`` reads them with the ``safetensors`` package.
 
 * Tied parameters are written once, under their first name; the other names are recorded in
   the index's ``metadata.aliases`` (``{alias: name}``), and ``load_checkpoint`` re-ties them.
+* A model with a Hugging Face config (``model.config.to_json_file``) also gets
+  ``config.json``, so ``AutoModel...from_pretrained(out_dir)`` loads the checkpoint; the tied
+  names appear as HF's own save writes them: the tie is listed, not duplicated.
 * Persistent buffers are written (BatchNorm statistics, or the user's ``buffers=``).
 * A target folder that exists and is not empty, an unmatched parameter, an unknown buffer or
   a dtype safetensors cannot store raises before any file is created.
@@ -53,6 +57,7 @@ from .meta import check_dtype, check_on_meta, check_rows, row_dtype
 __all__ = ["INDEX_NAME", "CheckpointError", "load_checkpoint", "write_checkpoint"]
 
 INDEX_NAME = "model.safetensors.index.json"
+CONFIG_NAME = "config.json"
 _ST_DTYPES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
     torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
@@ -227,6 +232,9 @@ class SafetensorsWriter:
         for name, content in _reports(report, index, self.files, self.dtype).items():
             (self.tmp / name).write_text(content)
         (self.tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+        config = getattr(self.model, "config", None)
+        if callable(getattr(config, "to_json_file", None)):  # a transformers model
+            config.to_json_file(self.tmp / CONFIG_NAME)  # so that from_pretrained(dir) loads it
         old = self.out.with_name(f"{self.out.name}.old-{os.getpid()}")
         if self.overwrite and self.out.is_dir() and any(self.out.iterdir()):
             os.rename(self.out, old)  # the old checkpoint steps aside whole, then goes

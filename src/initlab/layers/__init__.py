@@ -4,8 +4,9 @@ For each registered layer type (:mod:`.registry`: a class matched through the MR
 class name resolved once imported, or a predicate) a :class:`LayerSpec` (:mod:`.spec`) gives per
 parameter its layout (fan axes), blocks, role, padding row and torch default
 (:mod:`.defaults`), and the values of the layer's buffers. :func:`compute_fans`
-(:mod:`.compute`) reads it; torch's built-in layers register in :mod:`.torch_nn`, timm's and
-torchvision's (by class name, never importing them) in :mod:`.timm` and :mod:`.torchvision`.
+(:mod:`.compute`) reads it; torch's built-in layers register in :mod:`.torch_nn`; transformers',
+timm's and torchvision's (by dotted class name, never importing them) in :mod:`.hf`,
+:mod:`.timm` and :mod:`.torchvision`.
 
 Example:
     >>> from torch import nn
@@ -14,7 +15,7 @@ Example:
     (64, 64, ['q', 'k', 'v'], 'weight')
 """
 
-from . import timm, torch_nn, torchvision  # noqa: F401  (register the built-in layers)
+from . import hf, timm, torch_nn, torchvision  # noqa: F401  (register the built-in layers)
 from .compute import compute_fans, explain_fans, layer_fans
 from .defaults import TORCH_INIT_KINDS, Draw, TorchInit, torch_draw
 from .registry import (

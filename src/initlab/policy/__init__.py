@@ -6,12 +6,14 @@
   wins (block by block for packed parameters), unmatched handling and exclusions.
 * :func:`read_policy_file` / :func:`save_policy` (:mod:`.files`): YAML, TOML and JSON files.
   Policies by name (presets, schemes, files) are read by :func:`initlab.specs.load_policy`.
-* :func:`get_preset` / :func:`list_presets` (:mod:`.presets`): ready-made policies.
+* :func:`get_preset` / :func:`list_presets` (:mod:`.presets`): ready-made policies; the
+  libraries' own inits, reading the model, in :mod:`.families` (``gpt2``, ``bert``, ``hf_auto``...).
 
 Every invalid input raises :class:`PolicyError` (a ``ValueError``) whose ``path`` names the
 offending key, e.g. ``rules[2].scheme``.
 """
 
+from . import families  # noqa: F401  (registers the family presets)
 from .families import timm_auto, torchvision_auto
 from .files import FORMATS, dumps_policy, loads_policy, read_policy_file, save_policy
 from .policy import UNMATCHED, Policy, Resolution

@@ -35,9 +35,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from torch import nn
+
 from ..syntax import canonical_name
 from .policy import Policy
-from .rules import PolicyError, Rule, at, compile_pattern, did_you_mean
+from .rules import PolicyError, Rule, did_you_mean
 
 __all__ = ["DEPRECATED_PRESETS", "get_preset", "list_presets", "preset_info", "register_preset"]
 
@@ -123,11 +125,16 @@ def _lookup(name: Any) -> str:
     return key
 
 
-def get_preset(name: str, **kwargs: Any) -> Policy:
+def get_preset(name: str, *, model: nn.Module | None = None, **kwargs: Any) -> Policy:
     """The preset policy ``name`` built with ``kwargs`` (e.g. ``get_preset("gpt2", n_layers=12)``).
+
+    A preset whose function takes a keyword ``model`` (the family presets of
+    :mod:`initlab.policy.families`) receives the model being planned, and reads its quantities
+    (config fields, number of layers) from it; other presets ignore ``model``.
 
     Args:
         name: a preset name (``-`` or ``_``, any case) or a deprecated alias (warns).
+        model: the model the policy is for, or None.
         kwargs: the preset's arguments.
 
     Returns:
@@ -150,12 +157,15 @@ def get_preset(name: str, **kwargs: Any) -> Policy:
                 f"its arguments are: {', '.join(allowed) or '(none)'}",
                 k,
             )
+    if "model" in inspect.signature(fn).parameters:
+        kwargs["model"] = model
     return fn(**kwargs)
 
 
 def _arguments(fn: PresetFn) -> list[str]:
+    """The user-facing arguments of a preset (``model`` is passed by initlab, not the user)."""
     params = inspect.signature(fn).parameters.values()
-    return [p.name for p in params if p.kind == p.KEYWORD_ONLY]
+    return [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name != "model"]
 
 
 def preset_info(name: str) -> dict[str, Any]:
@@ -302,81 +312,3 @@ def xavier() -> Policy:
     layers and embeddings as described in the module docstring.
     """
     return _family("xavier", "xavier_uniform", "weights xavier_uniform, biases 0, norms 1/0")
-
-
-#: module names of GPT-2-style residual output projections (GPT-2/nanoGPT ``c_proj``,
-#: MultiheadAttention ``out_proj``, MLP ``fc2`` and TransformerEncoderLayer ``linear2``)
-GPT2_RESIDUAL = ("*c_proj", "*out_proj", r"re:(.*\.)?fc2", r"re:(.*\.)?linear2")
-
-
-@register_preset(
-    "gpt2", source="Radford et al. 2019; HF transformers GPT2PreTrainedModel._init_weights"
-)
-def gpt2(
-    *,
-    n_layers: int | None = None,
-    std: float = 0.02,
-    residual: str | tuple[str, ...] | list[str] = GPT2_RESIDUAL,
-) -> Policy:
-    """GPT-2: N(0, 0.02²) weights, residual projections scaled by 1/sqrt(2·n_layers).
-
-    As in OpenAI's GPT-2 code (Radford et al. 2019), HF transformers and nanoGPT:
-
-    * residual output projections: weight N(0, (std/sqrt(2·n_layers))²), two residual
-      additions per layer. ``residual`` is the module-name patterns that select them, by
-      default ``*c_proj``, ``*out_proj``, ``fc2`` and ``linear2`` at any depth (see
-      :data:`GPT2_RESIDUAL`); pass your own (a pattern or a list) for other naming;
-    * Linear (and HF's ``Conv1D``), Embedding and MultiheadAttention q/k/v projection weights:
-      N(0, std²), std = 0.02;
-    * biases (Linear, Conv1D, MultiheadAttention) 0; LayerNorm (and RMSNorm) weight 1, bias 0.
-
-    Args:
-        n_layers: the number of transformer layers (required), e.g. 12 for GPT-2 small.
-        std: the base standard deviation (GPT-2's ``initializer_range``).
-        residual: module-name patterns (globs or ``re:``) of the residual projections.
-    """
-    if n_layers is None:
-        raise PolicyError(
-            "the gpt2 preset needs the number of transformer layers: pass n_layers, e.g. "
-            "get_preset('gpt2', n_layers=12) or 'gpt2:n_layers=12'",
-            "n_layers",
-        )
-    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers < 1:
-        raise PolicyError(f"must be an int >= 1, got {n_layers!r}", "n_layers")
-    if not isinstance(std, (int, float)) or isinstance(std, bool) or not std > 0:
-        raise PolicyError(f"must be a positive number, got {std!r}", "std")
-    patterns = (residual,) if isinstance(residual, str) else residual
-    if not isinstance(patterns, (list, tuple)) or not patterns:
-        raise PolicyError(f"expected a pattern or a list of patterns, got {residual!r}", "residual")
-    for i, p in enumerate(patterns):
-        with at("residual" if isinstance(residual, str) else f"residual[{i}]"):
-            compile_pattern(p)
-    scaled = {"name": "normal", "std": std / math.sqrt(2 * n_layers)}
-    base = {"name": "normal", "std": float(std)}
-    linear = (LINEAR, "Conv1D")
-    mha = "torch.nn.MultiheadAttention"
-    rules = [
-        Rule(scaled, name=p, param="weight", id=f"residual-proj[{i}]")
-        for i, p in enumerate(patterns)
-    ]
-    rules += [
-        Rule(base, module=linear, param="weight", id="linear-weight"),
-        Rule(base, module=EMBEDDINGS, param="weight", id="embedding"),
-        Rule(base, module=mha, param="*_proj_weight", id="attention-in-proj"),
-        Rule("zeros", module=(*linear, mha), param="*bias", id="bias"),
-        Rule(
-            "ones",
-            module=("torch.nn.LayerNorm", "torch.nn.RMSNorm"),
-            param="weight",
-            id="norm-weight",
-        ),
-        Rule("zeros", module="torch.nn.LayerNorm", param="bias", id="norm-bias"),
-    ]
-    return Policy(
-        rules=tuple(rules),
-        name="gpt2",
-        description=(
-            f"GPT-2: N(0, {std}²) weights, residual projections N(0, ({std}/sqrt(2·{n_layers}))²), "
-            f"biases 0, LayerNorm 1/0"
-        ),
-    )
