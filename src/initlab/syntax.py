@@ -44,7 +44,16 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SpecError(ValueError):
-    """A spec string that does not follow ``name:key=value,...`` (message names the spec)."""
+    """A spec string that does not follow ``name:key=value,...`` (message names the spec).
+
+    Example:
+        >>> import initlab
+        >>> try:
+        ...     initlab.syntax.parse_spec(":std=0.02")
+        ... except initlab.SpecError as e:
+        ...     print(type(e).__name__, e)
+        SpecError spec ':std=0.02': missing name before ':' (write 'name:key=value,...')
+    """
 
 
 # -- the grammar ---------------------------------------------------------------------------

@@ -25,7 +25,19 @@ BufferInit = Callable[[Tensor], Any] | float | int | bool | Tensor
 
 
 class MaterializeError(ValueError):
-    """The model cannot be materialised as asked; nothing was allocated or written."""
+    """The model cannot be materialised as asked; nothing was allocated or written.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> try:
+        ...     initlab.materialize(nn.Linear(2, 2), "kaiming", 0)  # not built on meta
+        ... except initlab.MaterializeError as e:
+        ...     print(type(e).__name__, e)
+        MaterializeError materialize expects a model built on the meta device (...), but 2
+        tensor(s) already have storage: weight, bias. For a model that has storage use
+        initlab.initialize(model, policy, seed)
+    """
 
 
 @dataclasses.dataclass

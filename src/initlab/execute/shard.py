@@ -53,11 +53,37 @@ __all__ = [
 
 
 class ShardingError(ValueError):
-    """A sharded layout initlab does not support, or no initialised process group."""
+    """A sharded layout initlab does not support, or no initialised process group.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> try:
+        ...     initlab.initialize_sharded(nn.Linear(2, 2), "kaiming", 0)  # no process group
+        ... except initlab.ShardingError as e:
+        ...     print(type(e).__name__, e)
+        ShardingError initialize_sharded: the default process group is not initialised; call
+        torch.distributed.init_process_group(...) (e.g. under torchrun) first
+    """
 
 
 class FullTensorNotice(UserWarning):
-    """Some sharded parameters use a whole-matrix scheme: each rank generated the full tensor."""
+    """Some sharded parameters use a whole-matrix scheme: each rank generated the full tensor.
+
+    A ``UserWarning`` subclass, issued once per call; the parameters are also listed in
+    ``report.notes``. The values are still bit-identical to a single-process run, so a caller
+    that accepts the cost can silence it.
+
+    Example:
+        >>> import warnings, initlab
+        >>> issubclass(initlab.FullTensorNotice, UserWarning)
+        True
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("ignore", initlab.FullTensorNotice)
+        ...     warnings.warn("orthogonal on a shard", initlab.FullTensorNotice)
+        >>> seen
+        []
+    """
 
 
 def is_dtensor(t: object) -> bool:
