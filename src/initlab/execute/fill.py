@@ -137,6 +137,14 @@ def achieved_std(t: Tensor, source: RandomSource | None = None) -> float | None:
     written to ``t`` since), else one more pass over ``t``:
     ``sqrt(sum((x - mean)^2) / (n - 1))``. None below 2 elements or for integer tensors.
 
+    Args:
+        t: the tensor just filled.
+        source: the random source that filled it, when it measured what it wrote
+            (``measure = True``); None to measure ``t`` itself.
+
+    Returns:
+        The sample std as a float, or None.
+
     Example:
         >>> import torch, initlab
         >>> s = initlab.KeyedStream(0, "w"); s.measure = True

@@ -98,6 +98,18 @@ def meta_build() -> Iterator[None]:
     on meta imports torch._dynamo (1.8 s of a 2-core machine's time). Tensors created on a
     real device (``device="cpu"``) are initialised as usual. Like ``torch.device``, it acts
     on the current thread only.
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> with initlab.meta_build():
+        ...     m = nn.Linear(3, 2)
+        ...     on_cpu = torch.zeros(1, device="cpu")
+        >>> m.weight.device.type, on_cpu.device.type
+        ('meta', 'cpu')
+        >>> _ = initlab.materialize(m, "kaiming", 0)
+        >>> m.weight.device.type, tuple(m.weight.shape)
+        ('cpu', (2, 3))
     """
     with torch.device("meta"), _SkipMetaInit():
         yield
