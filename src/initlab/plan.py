@@ -214,7 +214,23 @@ def _plan_one(
 
 
 def uncovered_blocks(row: ParamRow) -> list[str]:
-    """The blocks of a row that no rule fills (empty when the whole parameter is planned)."""
+    """The blocks of a row that no rule fills (empty when the whole parameter is planned).
+
+    Args:
+        row: a row of a plan's report.
+
+    Returns:
+        The names of the row's blocks left without a scheme.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> q = initlab.Rule("xavier_uniform", param="in_proj_weight", block="q")
+        >>> q_only = initlab.Policy([q])
+        >>> row = initlab.plan(nn.MultiheadAttention(4, 2), q_only).rows[0]
+        >>> row.qualname, row.status, uncovered_blocks(row)
+        ('in_proj_weight', 'partial', ['k', 'v'])
+    """
     return [] if row.scheme is not None else list(row.free_blocks)
 
 

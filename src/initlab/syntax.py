@@ -60,6 +60,12 @@ class SpecError(ValueError):
 def parse_value(text: str) -> Any:
     """``text`` as int, float, bool (``true``/``false``), None (``none``/``null``) or else str.
 
+    Args:
+        text: one value of a spec, as written.
+
+    Returns:
+        The first of int, float, bool, None that reads ``text`` whole, else ``text`` itself.
+
     Example:
         >>> parse_value("256"), parse_value("1e-3"), parse_value("True"), parse_value("relu")
         (256, 0.001, True, 'relu')
