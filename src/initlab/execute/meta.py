@@ -160,7 +160,28 @@ def check_dtype(dtype: torch.dtype | None, error: type[Exception] = MaterializeE
 
 class OnMeta:
     """Allocate each row's tensor on ``device`` (a DTensor's local shard for sharded rows),
-    make the buffers, and set all of them on the model at commit; abort leaves it on meta."""
+    make the buffers, and set all of them on the model at commit; abort leaves it on meta.
+
+    The :class:`~initlab.execute.executor.Target` of :func:`materialize`.
+
+    Args:
+        model: the model built on meta.
+        device: where the new tensors are allocated.
+        dtype: floating dtype of parameters and floating buffers (None: as built).
+        buffers: initialisers of buffers initlab does not know (see :func:`materialize`).
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> from initlab.execute.executor import execute
+        >>> with initlab.meta_build():
+        ...     m = nn.Linear(4, 3)
+        >>> _ = execute(m, "kaiming", 0, OnMeta(m, torch.device("cpu"), None, None))
+        >>> eager = nn.Linear(4, 3)
+        >>> _ = initlab.initialize(eager, "kaiming", 0)
+        >>> m.weight.device.type, torch.equal(m.weight, eager.weight)
+        ('cpu', True)
+    """
 
     def __init__(
         self,
