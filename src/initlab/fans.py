@@ -40,6 +40,12 @@ class Block:
     ``fan_in``/``fan_out`` override the parameter's fans for this block when its blocks differ
     (e.g. MultiheadAttention's ``in_proj_bias`` when ``kdim``/``vdim`` differ from ``embed_dim``).
 
+    Attributes:
+        name: the block's label (``"q"``, ``"k"``, ``"v"``, an LSTM gate ``"i"``/``"f"``...).
+        start, stop: the block's indices ``[start, stop)`` along ``dim``.
+        dim: the packed dimension (0 for torch's stacked ``[out, in]`` weights).
+        fan_in, fan_out: this block's own fans, or None to use the parameter's.
+
     Example:
         >>> Block("f", 20, 40).size  # an LSTM's forget gate, hidden_size 20
         20
@@ -76,6 +82,12 @@ class Fans:
             object stays hashable.
         role: what the parameter is to its layer (``"weight"``, ``"bias"``, ``"norm_scale"``,
             ...; see :data:`initlab.layers.ROLES`), or None when the layer is not known.
+
+    Example:
+        >>> qkv = (Block("q", 0, 4), Block("k", 4, 8), Block("v", 8, 12))
+        >>> f = Fans(fan_in=4, fan_out=12, blocks=qkv)
+        >>> f.fan("fan_avg"), f.block_shapes((12, 4))
+        (8.0, [(4, 4), (4, 4), (4, 4)])
     """
 
     fan_in: int
@@ -178,6 +190,12 @@ def torch_fans(shape: Sequence[int]) -> tuple[int, int]:
 
     Raises ValueError for fewer than 2 dimensions, as torch does.
 
+    Args:
+        shape: the tensor's shape, torch layout ``[out, in, *kernel]``.
+
+    Returns:
+        ``(fan_in, fan_out)``.
+
     Example:
         >>> torch_fans((32, 4, 3, 3))  # Conv2d(8, 32, 3, groups=2).weight: blind to groups
         (36, 288)
@@ -193,7 +211,23 @@ def torch_fans(shape: Sequence[int]) -> tuple[int, int]:
 
 
 def fans_from_shape(shape: Sequence[int], rule: str = "torch-shape") -> Fans:
-    """Fans by torch's shape-only rule (see :func:`torch_fans`)."""
+    """Fans by torch's shape-only rule (see :func:`torch_fans`).
+
+    fan_in = shape[1]·prod(shape[2:]), fan_out = shape[0]·prod(shape[2:]), also kept as
+    ``torch_fan_in``/``torch_fan_out``.
+
+    Args:
+        shape: the parameter's shape, torch layout ``[out, in, *kernel]`` (at least 2 dims).
+        rule: the label stored in :attr:`Fans.rule`.
+
+    Returns:
+        The :class:`Fans`, with no blocks.
+
+    Example:
+        >>> f = fans_from_shape((64, 3, 7, 7))  # Conv2d(3, 64, 7).weight
+        >>> f.fan_in, f.fan_out, f.torch_fan_in, f.rule
+        (147, 3136, 147, 'torch-shape')
+    """
     fi, fo = torch_fans(shape)
     return Fans(fi, fo, rule=rule, torch_fan_in=fi, torch_fan_out=fo)
 
@@ -220,6 +254,16 @@ def fans_from_axes(
     where ``receptive`` is the product of every axis that is neither in, out nor batch. The
     defaults follow JAX's ``[..., in, out]`` layout; for a torch ``[out, in, *k]`` weight pass
     ``in_axis=1, out_axis=0``.
+
+    Args:
+        shape: the parameter's shape.
+        in_axis: the axis (or axes) summed into one output unit.
+        out_axis: the axis (or axes) of the output units.
+        batch_axis: axes of independent copies, counted in neither fan nor the receptive field.
+
+    Returns:
+        The :class:`Fans`, with ``rule="axes"``. ValueError when an axis is out of range or two
+        of the groups share one.
 
     Example:
         >>> f = fans_from_axes((3, 3, 16, 32))  # a JAX HWIO kernel

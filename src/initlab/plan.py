@@ -28,7 +28,23 @@ PolicyLike = Policy | str | dict[str, Any]
 
 class UnmatchedParametersError(ValueError):
     """``strict=True`` (or ``unmatched="error"``) and some parameters matched no rule (or,
-    for a packed parameter, only some of its blocks did)."""
+    for a packed parameter, only some of its blocks did).
+
+    Args:
+        names: the qualified names of the unmatched parameters (kept as ``.names``).
+        policy_name: the policy's name, for the message.
+        partial: for a packed parameter, the names of its blocks that have no rule.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> weights = initlab.Policy([initlab.Rule("kaiming_normal", param="weight")], name="w")
+        >>> try:
+        ...     initlab.plan(nn.Sequential(nn.Linear(2, 2)), weights, strict=True)
+        ... except initlab.UnmatchedParametersError as e:
+        ...     print(type(e).__name__, e.names)
+        UnmatchedParametersError ['0.bias']
+    """
 
     def __init__(
         self, names: list[str], policy_name: str | None, partial: dict[str, list[str]] | None = None
@@ -74,6 +90,19 @@ def plan(
         exclude: extra qualified-parameter-name patterns to skip (e.g. loaded from a checkpoint).
         prefix: the qualified name of ``model`` inside a larger model, so that initialising a
             submodule gives the same values as initialising the whole model.
+
+    Returns:
+        The :class:`~initlab.report.InitReport`: one row per parameter with its status, scheme,
+        fans and target std (``achieved_std`` stays None: nothing was drawn).
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> report = initlab.plan(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), "kaiming")
+        >>> [(r.qualname, r.status, type(r.scheme).__name__) for r in report.rows]
+        [('0.weight', 'planned', 'KaimingNormal'), ('0.bias', 'planned', 'Zeros')]
+        >>> round(report.rows[0].target_std, 4)  # sqrt(2 / fan_in), fan_in = 4
+        0.7071
     """
     pol = load_policy(policy, model=model)
     exclude = tuple(exclude)
@@ -185,7 +214,23 @@ def _plan_one(
 
 
 def uncovered_blocks(row: ParamRow) -> list[str]:
-    """The blocks of a row that no rule fills (empty when the whole parameter is planned)."""
+    """The blocks of a row that no rule fills (empty when the whole parameter is planned).
+
+    Args:
+        row: a row of a plan's report.
+
+    Returns:
+        The names of the row's blocks left without a scheme.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> q = initlab.Rule("xavier_uniform", param="in_proj_weight", block="q")
+        >>> q_only = initlab.Policy([q])
+        >>> row = initlab.plan(nn.MultiheadAttention(4, 2), q_only).rows[0]
+        >>> row.qualname, row.status, uncovered_blocks(row)
+        ('in_proj_weight', 'partial', ['k', 'v'])
+    """
     return [] if row.scheme is not None else list(row.free_blocks)
 
 

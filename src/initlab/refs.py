@@ -17,11 +17,25 @@ __all__ = ["RefError", "is_file_ref", "load_ref"]
 
 
 class RefError(ValueError):
-    """A reference that cannot be imported or does not name an attribute (one-line message)."""
+    """A reference that cannot be imported or does not name an attribute (one-line message).
+
+    Example:
+        >>> try:
+        ...     load_ref("json:nope")
+        ... except RefError as e:
+        ...     print(type(e).__name__, e)
+        RefError 'json' has no attribute 'nope' (from 'json:nope')
+    """
 
 
 def is_file_ref(target: str) -> bool:
     """Whether the part before ``:`` of a reference names a file rather than a module.
+
+    Args:
+        target: the part of a reference before ``:``.
+
+    Returns:
+        True for a path (ends in ``.py`` or holds a path separator), False for a module name.
 
     Example:
         >>> is_file_ref("models/net.py"), is_file_ref("torchvision.models")

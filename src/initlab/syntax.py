@@ -44,12 +44,27 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SpecError(ValueError):
-    """A spec string that does not follow ``name:key=value,...`` (message names the spec)."""
+    """A spec string that does not follow ``name:key=value,...`` (message names the spec).
+
+    Example:
+        >>> import initlab
+        >>> try:
+        ...     initlab.syntax.parse_spec(":std=0.02")
+        ... except initlab.SpecError as e:
+        ...     print(type(e).__name__, e)
+        SpecError spec ':std=0.02': missing name before ':' (write 'name:key=value,...')
+    """
 
 
 # -- the grammar ---------------------------------------------------------------------------
 def parse_value(text: str) -> Any:
     """``text`` as int, float, bool (``true``/``false``), None (``none``/``null``) or else str.
+
+    Args:
+        text: one value of a spec, as written.
+
+    Returns:
+        The first of int, float, bool, None that reads ``text`` whole, else ``text`` itself.
 
     Example:
         >>> parse_value("256"), parse_value("1e-3"), parse_value("True"), parse_value("relu")

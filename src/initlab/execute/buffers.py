@@ -25,12 +25,43 @@ BufferInit = Callable[[Tensor], Any] | float | int | bool | Tensor
 
 
 class MaterializeError(ValueError):
-    """The model cannot be materialised as asked; nothing was allocated or written."""
+    """The model cannot be materialised as asked; nothing was allocated or written.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> try:
+        ...     initlab.materialize(nn.Linear(2, 2), "kaiming", 0)  # not built on meta
+        ... except initlab.MaterializeError as e:
+        ...     print(type(e).__name__, e)
+        MaterializeError materialize expects a model built on the meta device (...), but 2
+        tensor(s) already have storage: weight, bias. For a model that has storage use
+        initlab.initialize(model, policy, seed)
+    """
 
 
 @dataclasses.dataclass
 class BufferSpec:
-    """One buffer (tied buffers once): its names, meta tensor and initialiser."""
+    """One buffer (tied buffers once): its names, meta tensor and initialiser.
+
+    Attributes:
+        qualname: the buffer's first qualified name.
+        owners: every ``(module, attribute)`` that holds it.
+        aliases: its other qualified names (a tied buffer).
+        meta: the meta tensor it replaces (shape, dtype).
+        init: the initialiser: a number, a tensor or a callable (see ``materialize``).
+        source: ``"user"`` or the known default that set it (``"BatchNorm1d.running_var"``).
+        persistent: whether it belongs to the state dict.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> with initlab.meta_build():
+        ...     bn = nn.BatchNorm1d(3)
+        >>> spec = plan_buffers(bn)[1]
+        >>> spec.qualname, spec.init, spec.source, spec.persistent
+        ('running_var', 1, 'BatchNorm1d.running_var', True)
+    """
 
     qualname: str
     owners: list[tuple[nn.Module, str]]
@@ -42,7 +73,22 @@ class BufferSpec:
 
 
 def owners(model: nn.Module, attr: str) -> dict[int, list[tuple[nn.Module, str, str]]]:
-    """id(tensor) -> every (module, attribute, qualified name) holding it, in model order."""
+    """id(tensor) -> every (module, attribute, qualified name) holding it, in model order.
+
+    Args:
+        model: the model to walk (shared modules and tied tensors included).
+        attr: ``"_parameters"`` or ``"_buffers"``.
+
+    Returns:
+        The holders of each tensor, by the tensor's id.
+
+    Example:
+        >>> from torch import nn
+        >>> lin = nn.Linear(2, 2)
+        >>> held = owners(nn.Sequential(lin, lin), "_parameters")  # one Linear, used twice
+        >>> [full for _, _, full in held[id(lin.weight)]]
+        ['0.weight', '1.weight']
+    """
     out: dict[int, list[tuple[nn.Module, str, str]]] = {}
     for mod_name, module in model.named_modules(remove_duplicate=False):
         for name, t in getattr(module, attr).items():
@@ -56,7 +102,25 @@ def plan_buffers(
     model: nn.Module, buffers: Mapping[str, BufferInit] | None = None
 ) -> list[BufferSpec]:
     """Resolve every buffer's initialiser (user's first, then known defaults); raise for the
-    rest, naming all of them."""
+    rest, naming all of them.
+
+    Args:
+        model: the model built on meta.
+        buffers: initialisers by buffer name or glob (a number, a tensor or a callable).
+
+    Returns:
+        One :class:`BufferSpec` per buffer (tied buffers once). :class:`MaterializeError` for a
+        buffer with no initialiser, a name that matches no buffer, or a bad initialiser.
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> with initlab.meta_build():
+        ...     m = nn.Linear(2, 2)
+        ...     m.register_buffer("scale", torch.empty(2))
+        >>> [(s.qualname, s.init, s.source) for s in plan_buffers(m, {"scale": 0.5})]
+        [('scale', 0.5, 'user')]
+    """
     user = dict(buffers or {})
     specs, unknown = [], []
     used: set[str] = set()
@@ -120,7 +184,24 @@ def _check_init(spec: BufferSpec) -> None:
 
 
 def make_buffer(spec: BufferSpec, device: torch.device, dtype: torch.dtype | None) -> Tensor:
-    """Allocate and fill one buffer (a floating buffer takes ``dtype`` as ``.to(dtype)`` would)."""
+    """Allocate and fill one buffer (a floating buffer takes ``dtype`` as ``.to(dtype)`` would).
+
+    Args:
+        spec: the buffer and its initialiser (from :func:`plan_buffers`).
+        device: where to allocate it.
+        dtype: the floating dtype (None: the buffer's own; integer buffers keep theirs).
+
+    Returns:
+        The new, filled tensor (not yet set on the model).
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> with initlab.meta_build():
+        ...     bn = nn.BatchNorm1d(3)
+        >>> make_buffer(plan_buffers(bn)[1], torch.device("cpu"), torch.float64)
+        tensor([1., 1., 1.], dtype=torch.float64)
+    """
     meta = spec.meta
     bdtype = dtype if dtype is not None and meta.is_floating_point() else meta.dtype
     t = torch.empty(meta.shape, dtype=bdtype, device=device)

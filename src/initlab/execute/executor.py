@@ -34,7 +34,19 @@ FILLED = ("planned", "partial")
 
 
 class Target(Protocol):
-    """Where the executor's rows go. Nothing a target owns may change before ``commit``."""
+    """Where the executor's rows go. Nothing a target owns may change before ``commit``.
+
+    The executor calls ``check`` once, then ``open``/``put`` for each row, then ``commit``
+    (or ``abort`` on any error). The targets: :class:`~initlab.execute.inplace.InPlace`
+    (``initialize``), :class:`~initlab.execute.meta.OnMeta` (``materialize``) and the
+    safetensors writer (``write_checkpoint``).
+
+    Example:
+        >>> from torch import nn
+        >>> from initlab.execute.inplace import InPlace
+        >>> [n for n in ("check", "open", "put", "commit", "abort") if hasattr(InPlace(), n)]
+        ['check', 'open', 'put', 'commit', 'abort']
+    """
 
     #: the floating dtype the target allocates (None: each parameter's own)
     dtype: torch.dtype | None
@@ -64,6 +76,9 @@ class Target(Protocol):
 def check_seed(seed: int) -> int:
     """``seed`` if it is an int in ``[0, 2**64)``, else a ValueError naming it.
 
+    Args:
+        seed: the seed of the keyed streams (a bool is refused).
+
     Example:
         >>> check_seed(3)
         3
@@ -74,7 +89,20 @@ def check_seed(seed: int) -> int:
 
 
 def strip_prefix(name: str, prefix: str) -> str:
-    """``name`` relative to the module named ``prefix`` (the model being filled)."""
+    """``name`` relative to the module named ``prefix`` (the model being filled).
+
+    Args:
+        name: a qualified name inside the larger model.
+        prefix: the qualified name of the model being filled (``""``: the whole model).
+
+    Returns:
+        ``name`` without ``prefix.``; ``""`` for the prefix itself; ``name`` unchanged when it
+        lies outside ``prefix``.
+
+    Example:
+        >>> strip_prefix("encoder.0.weight", "encoder"), strip_prefix("head.bias", "encoder")
+        ('0.weight', 'head.bias')
+    """
     if not prefix:
         return name
     if name == prefix:
@@ -113,6 +141,19 @@ def execute(
     Returns:
         The report, each filled row with status "initialized" (a partial row keeps
         "partial") and its achieved std.
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> from initlab.execute.inplace import InPlace
+        >>> m = nn.Linear(4, 3)
+        >>> report = execute(m, "kaiming", 0, InPlace())  # what initlab.initialize runs
+        >>> [(r.qualname, r.status) for r in report.rows]
+        [('weight', 'initialized'), ('bias', 'initialized')]
+        >>> eager = nn.Linear(4, 3)
+        >>> _ = initlab.initialize(eager, "kaiming", 0)
+        >>> torch.equal(m.weight, eager.weight)
+        True
     """
     if rng not in ("keyed", "torch"):
         raise ValueError(f"rng must be 'keyed' or 'torch', got {rng!r}")
@@ -196,7 +237,25 @@ def _check_row(row: ParamRow, param: Tensor, rng: str) -> None:
 
 def named_error(e: Exception, row: ParamRow, rule_id: str | None = None) -> Exception:
     """``e`` again (same type when it can be rebuilt from a message), prefixed with the
-    parameter and rule it happened for."""
+    parameter and rule it happened for.
+
+    Args:
+        e: the error raised while filling ``row``.
+        row: the report row being filled.
+        rule_id: the rule to name (default: the row's own rule, or its block overrides').
+
+    Returns:
+        The new exception (a RuntimeError when ``type(e)`` takes no message), to raise
+        ``from e``.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> row = initlab.plan(nn.Linear(4, 3), "kaiming").rows[0]
+        >>> e = named_error(ValueError("std must be > 0"), row)
+        >>> print(type(e).__name__, e)
+        ValueError parameter 'weight' (rule weight): std must be > 0
+    """
     rule_id = rule_id or row.rule_id or row.override_rules or "?"
     msg = f"parameter {row.qualname!r} (rule {rule_id}): {e}"
     try:

@@ -28,6 +28,21 @@ def row_stream(row: ParamRow, *, measure: bool = False) -> KeyedStream:
     """The keyed stream of a row: ``KeyedStream(row.seed, row.stream_name)``.
 
     With ``measure`` the stream sums what whole fills write, for :func:`achieved_std`.
+
+    Args:
+        row: a row of a report made with ``rng="keyed"`` (ValueError otherwise).
+        measure: record the sums of whole fills.
+
+    Returns:
+        A fresh :class:`~initlab.streams.stream.KeyedStream` at draw 0.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> row = initlab.plan(nn.Linear(4, 3), "xavier", seed=7).rows[0]
+        >>> s = row_stream(row)
+        >>> type(s).__name__, row.seed, row.stream_name
+        ('KeyedStream', 7, 'weight')
     """
     if row.seed is None:
         raise ValueError(f"{row.qualname}: the report was made with rng='torch'; nothing to key")
@@ -86,7 +101,27 @@ def fill_row(
 def fill_values(
     row: ParamRow, target: Tensor, source: RandomSource, index: tuple[slice, ...] | None
 ) -> None:
-    """The row's scheme and block overrides into ``target`` (no layer constraint)."""
+    """The row's scheme and block overrides into ``target`` (no layer constraint).
+
+    Args:
+        row: a planned row.
+        target: the tensor to write: the whole parameter, or the window ``full[index]``.
+        source: the row's random source; a window needs an addressable one (a KeyedStream).
+        index: None for the whole parameter, else normalised step-1 slices, one per dimension.
+
+    Returns:
+        None; ``target`` holds the values. A window gets exactly the values of the whole fill.
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> m = nn.Linear(64, 32)
+        >>> row = initlab.initialize(m, "xavier", 0).rows[0]
+        >>> rows_8_to_12 = torch.empty(4, 64)
+        >>> fill_values(row, rows_8_to_12, row_stream(row), (slice(8, 12), slice(0, 64)))
+        >>> torch.equal(rows_8_to_12, m.weight[8:12])
+        True
+    """
     if index is not None and not source.addressable:
         raise TypeError("filling a window of a parameter needs a keyed source (rng='keyed')")
     if row.scheme is not None:
@@ -137,6 +172,14 @@ def achieved_std(t: Tensor, source: RandomSource | None = None) -> float | None:
     written to ``t`` since), else one more pass over ``t``:
     ``sqrt(sum((x - mean)^2) / (n - 1))``. None below 2 elements or for integer tensors.
 
+    Args:
+        t: the tensor just filled.
+        source: the random source that filled it, when it measured what it wrote
+            (``measure = True``); None to measure ``t`` itself.
+
+    Returns:
+        The sample std as a float, or None.
+
     Example:
         >>> import torch, initlab
         >>> s = initlab.KeyedStream(0, "w"); s.measure = True
@@ -156,7 +199,26 @@ def achieved_std(t: Tensor, source: RandomSource | None = None) -> float | None:
 
 def row_achieved_std(row: ParamRow, t: Tensor, source: RandomSource) -> float | None:
     """The achieved std of the elements the row's own scheme wrote (override blocks left out,
-    as the row's target std leaves them out); None without a whole-parameter scheme."""
+    as the row's target std leaves them out); None without a whole-parameter scheme.
+
+    Args:
+        row: the filled row.
+        t: the tensor it was filled into.
+        source: the source that filled it (its sums are used when it measured a whole fill).
+
+    Returns:
+        The sample std (see :func:`achieved_std`), or None.
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> row = initlab.plan(nn.Linear(64, 32), "xavier").rows[0]
+        >>> s = row_stream(row, measure=True)
+        >>> t = torch.empty(row.shape)
+        >>> fill_values(row, t, s, None)
+        >>> round(row_achieved_std(row, t, s), 3), round(row.target_std, 3)  # sqrt(2 / 96)
+        (0.143, 0.144)
+    """
     if row.scheme is None:
         return None
     overrides = row.overrides()

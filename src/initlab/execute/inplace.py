@@ -37,7 +37,20 @@ from .executor import execute
 
 class InPlace:
     """Stage every row in a tensor of the parameter's (or local shard's) shape; copy all of
-    them into the model's storage at commit. A partial row starts from the current values."""
+    them into the model's storage at commit. A partial row starts from the current values.
+
+    The :class:`~initlab.execute.executor.Target` of ``initlab.initialize``.
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> from initlab.execute.executor import execute
+        >>> m = nn.Linear(4, 3)
+        >>> before = m.weight.detach().clone()
+        >>> report = execute(m, "kaiming", 0, InPlace())
+        >>> report.rows[0].status, torch.equal(m.weight, before)
+        ('initialized', False)
+    """
 
     dtype: torch.dtype | None = None
 

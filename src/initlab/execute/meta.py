@@ -98,6 +98,18 @@ def meta_build() -> Iterator[None]:
     on meta imports torch._dynamo (1.8 s of a 2-core machine's time). Tensors created on a
     real device (``device="cpu"``) are initialised as usual. Like ``torch.device``, it acts
     on the current thread only.
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> with initlab.meta_build():
+        ...     m = nn.Linear(3, 2)
+        ...     on_cpu = torch.zeros(1, device="cpu")
+        >>> m.weight.device.type, on_cpu.device.type
+        ('meta', 'cpu')
+        >>> _ = initlab.materialize(m, "kaiming", 0)
+        >>> m.weight.device.type, tuple(m.weight.shape)
+        ('cpu', (2, 3))
     """
     with torch.device("meta"), _SkipMetaInit():
         yield
@@ -148,7 +160,28 @@ def check_dtype(dtype: torch.dtype | None, error: type[Exception] = MaterializeE
 
 class OnMeta:
     """Allocate each row's tensor on ``device`` (a DTensor's local shard for sharded rows),
-    make the buffers, and set all of them on the model at commit; abort leaves it on meta."""
+    make the buffers, and set all of them on the model at commit; abort leaves it on meta.
+
+    The :class:`~initlab.execute.executor.Target` of :func:`materialize`.
+
+    Args:
+        model: the model built on meta.
+        device: where the new tensors are allocated.
+        dtype: floating dtype of parameters and floating buffers (None: as built).
+        buffers: initialisers of buffers initlab does not know (see :func:`materialize`).
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> from initlab.execute.executor import execute
+        >>> with initlab.meta_build():
+        ...     m = nn.Linear(4, 3)
+        >>> _ = execute(m, "kaiming", 0, OnMeta(m, torch.device("cpu"), None, None))
+        >>> eager = nn.Linear(4, 3)
+        >>> _ = initlab.initialize(eager, "kaiming", 0)
+        >>> m.weight.device.type, torch.equal(m.weight, eager.weight)
+        ('cpu', True)
+    """
 
     def __init__(
         self,

@@ -67,7 +67,19 @@ _ST_DTYPES = {
 
 
 class CheckpointError(MaterializeError):
-    """The checkpoint cannot be written as asked; nothing was written."""
+    """The checkpoint cannot be written (or loaded) as asked; nothing was written.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> with initlab.meta_build():
+        ...     m = nn.Linear(8, 4)
+        >>> try:
+        ...     initlab.write_checkpoint(m, "kaiming", 0, "unused", max_shard_bytes=0)
+        ... except initlab.CheckpointError as e:
+        ...     print(type(e).__name__, e)
+        CheckpointError max_shard_bytes must be a positive int, got 0
+    """
 
 
 @dataclasses.dataclass
@@ -352,8 +364,30 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, device: str = "cpu") 
     """Load a checkpoint folder into ``model`` (e.g. built on meta) with ``assign=True``.
 
     Tied names recorded in the index are re-tied to their first name's Parameter; buffers
-    that are not persistent (not in the files) must already have storage. Raises if the
-    checkpoint and the model disagree on names.
+    that are not persistent (not in the files) must already have storage.
+
+    Args:
+        model: the model to fill, with the checkpoint's parameter names (its tensors are
+            replaced by the loaded ones, so a meta-built model gets real storage).
+        path: the checkpoint folder written by :func:`write_checkpoint`.
+        device: where the loaded tensors are placed.
+
+    Returns:
+        ``model``, loaded. :class:`CheckpointError` when the checkpoint and the model disagree
+        on names.
+
+    Example:
+        >>> import tempfile, torch, initlab
+        >>> from torch import nn
+        >>> with initlab.meta_build():
+        ...     m = nn.Linear(3, 2)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = initlab.write_checkpoint(m, "kaiming", 0, f"{tmp}/ckpt", progress=False)
+        ...     loaded = initlab.load_checkpoint(m, f"{tmp}/ckpt")
+        >>> eager = nn.Linear(3, 2)
+        >>> _ = initlab.initialize(eager, "kaiming", 0)
+        >>> loaded.weight.device.type, torch.equal(loaded.weight, eager.weight)
+        ('cpu', True)
     """
     _, index = read_index(path)
     aliases: dict[str, str] = index.get("metadata", {}).get("aliases", {})

@@ -53,11 +53,37 @@ __all__ = [
 
 
 class ShardingError(ValueError):
-    """A sharded layout initlab does not support, or no initialised process group."""
+    """A sharded layout initlab does not support, or no initialised process group.
+
+    Example:
+        >>> import initlab
+        >>> from torch import nn
+        >>> try:
+        ...     initlab.initialize_sharded(nn.Linear(2, 2), "kaiming", 0)  # no process group
+        ... except initlab.ShardingError as e:
+        ...     print(type(e).__name__, e)
+        ShardingError initialize_sharded: the default process group is not initialised; call
+        torch.distributed.init_process_group(...) (e.g. under torchrun) first
+    """
 
 
 class FullTensorNotice(UserWarning):
-    """Some sharded parameters use a whole-matrix scheme: each rank generated the full tensor."""
+    """Some sharded parameters use a whole-matrix scheme: each rank generated the full tensor.
+
+    A ``UserWarning`` subclass, issued once per call; the parameters are also listed in
+    ``report.notes``. The values are still bit-identical to a single-process run, so a caller
+    that accepts the cost can silence it.
+
+    Example:
+        >>> import warnings, initlab
+        >>> issubclass(initlab.FullTensorNotice, UserWarning)
+        True
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("ignore", initlab.FullTensorNotice)
+        ...     warnings.warn("orthogonal on a shard", initlab.FullTensorNotice)
+        >>> seen
+        []
+    """
 
 
 def is_dtensor(t: object) -> bool:
@@ -65,6 +91,17 @@ def is_dtensor(t: object) -> bool:
 
     Imports nothing: no DTensor can exist before ``torch.distributed.tensor`` is imported,
     and importing it costs about a second (it pulls in torch._dynamo).
+
+    Args:
+        t: any object.
+
+    Returns:
+        True for a DTensor (a sharded or replicated parameter), else False.
+
+    Example:
+        >>> import torch
+        >>> is_dtensor(torch.zeros(2)), is_dtensor(None)
+        (False, False)
     """
     mod = sys.modules.get("torch.distributed.tensor")
     dtensor = getattr(mod, "DTensor", None)
@@ -72,6 +109,19 @@ def is_dtensor(t: object) -> bool:
 
 
 def require_process_group(what: str) -> None:
+    """Raise :class:`ShardingError` unless torch.distributed has an initialised process group.
+
+    Args:
+        what: the caller, named at the start of the message.
+
+    Example:
+        >>> try:
+        ...     require_process_group("initialize_sharded")
+        ... except ShardingError as e:
+        ...     print(e)
+        initialize_sharded: the default process group is not initialised; call
+        torch.distributed.init_process_group(...) (e.g. under torchrun) first
+    """
     if not torch.distributed.is_available():
         raise ShardingError(f"{what}: this torch build has no torch.distributed")
     if not torch.distributed.is_initialized():
@@ -82,7 +132,33 @@ def require_process_group(what: str) -> None:
 
 
 def check_sharded(name: str, param: Any) -> None:
-    """Raise :class:`ShardingError` unless ``param`` has a layout initlab fills shard-locally."""
+    """Raise :class:`ShardingError` unless ``param`` has a layout initlab fills shard-locally.
+
+    Supported: a 1-D device mesh this rank belongs to, with placement ``Shard(d)`` or
+    ``Replicate()``, under an initialised process group.
+
+    Args:
+        name: the parameter's qualified name, for the message.
+        param: the DTensor parameter.
+
+    Example:
+        >>> import torch, torch.distributed as dist
+        >>> from torch.distributed.device_mesh import init_device_mesh
+        >>> from torch.distributed.tensor import Shard, distribute_tensor
+        >>> from torch.testing._internal.distributed.fake_pg import FakeStore
+        >>> dist.init_process_group("fake", store=FakeStore(), rank=1, world_size=2)
+        >>> try:  # rank 1 of 2 holds rows 3..4 of 5
+        ...     w = distribute_tensor(torch.zeros(5, 3), init_device_mesh("cpu", (2,)), [Shard(0)])
+        ...     check_sharded("w", w)  # a supported layout: returns None
+        ... finally:
+        ...     dist.destroy_process_group()
+        >>> try:
+        ...     check_sharded("w", w)
+        ... except ShardingError as e:
+        ...     print(e)
+        parameter 'w' is a DTensor: the default process group is not initialised; call
+        torch.distributed.init_process_group(...) (e.g. under torchrun) first
+    """
     from torch.distributed.tensor import Replicate, Shard
 
     require_process_group(f"parameter {name!r} is a DTensor")
@@ -108,6 +184,26 @@ def shard_window(param: Any) -> tuple[slice, ...]:
     ``Shard(d)`` over ``w`` ranks follows DTensor's ``torch.chunk`` rule: rank ``r`` holds
     rows ``[r*c, min((r+1)*c, n))`` of dim ``d`` with ``c = ceil(n / w)`` (empty past ``n``).
     The result is checked against the local tensor's shape.
+
+    Args:
+        param: a DTensor with a supported layout (see :func:`check_sharded`).
+
+    Returns:
+        One step-1 slice per dimension, in global coordinates. :class:`ShardingError` when the
+        local shard's shape disagrees with the layout.
+
+    Example:
+        >>> import torch, torch.distributed as dist
+        >>> from torch.distributed.device_mesh import init_device_mesh
+        >>> from torch.distributed.tensor import Shard, distribute_tensor
+        >>> from torch.testing._internal.distributed.fake_pg import FakeStore
+        >>> dist.init_process_group("fake", store=FakeStore(), rank=1, world_size=2)
+        >>> try:  # rank 1 of 2 holds rows 3..4 of 5
+        ...     w = distribute_tensor(torch.zeros(5, 3), init_device_mesh("cpu", (2,)), [Shard(0)])
+        ...     print(shard_window(w))
+        ... finally:
+        ...     dist.destroy_process_group()
+        (slice(3, 5, None), slice(0, 3, None))
     """
     from torch.distributed.tensor import Shard
 
@@ -135,7 +231,28 @@ def shard_window(param: Any) -> tuple[slice, ...]:
 
 def local_window(param: Any) -> tuple[Tensor, tuple[slice, ...] | None]:
     """This rank's local shard of the DTensor ``param`` and its global window (None when
-    the shard is the whole tensor, e.g. ``Replicate()`` or a world of one)."""
+    the shard is the whole tensor, e.g. ``Replicate()`` or a world of one).
+
+    Args:
+        param: a DTensor with a supported layout (see :func:`check_sharded`).
+
+    Returns:
+        ``(local_tensor, window)``; see :func:`shard_window`.
+
+    Example:
+        >>> import torch, torch.distributed as dist
+        >>> from torch.distributed.device_mesh import init_device_mesh
+        >>> from torch.distributed.tensor import Shard, distribute_tensor
+        >>> from torch.testing._internal.distributed.fake_pg import FakeStore
+        >>> dist.init_process_group("fake", store=FakeStore(), rank=1, world_size=2)
+        >>> try:  # rank 1 of 2 holds rows 3..4 of 5
+        ...     w = distribute_tensor(torch.zeros(5, 3), init_device_mesh("cpu", (2,)), [Shard(0)])
+        ...     local, window = local_window(w)
+        ... finally:
+        ...     dist.destroy_process_group()
+        >>> tuple(local.shape), window
+        ((2, 3), (slice(3, 5, None), slice(0, 3, None)))
+    """
     window = shard_window(param)
     full = all(s.start == 0 and s.stop == n for s, n in zip(window, param.shape, strict=True))
     return param._local_tensor, None if full else window
@@ -143,7 +260,31 @@ def local_window(param: Any) -> tuple[Tensor, tuple[slice, ...] | None]:
 
 def as_local_layout(param: Any, local: Tensor) -> Tensor:
     """``local`` laid out as ``param``: when ``param`` is a DTensor, a DTensor with its mesh,
-    placements, global shape and stride whose local shard is ``local``; else ``local``."""
+    placements, global shape and stride whose local shard is ``local``; else ``local``.
+
+    Args:
+        param: the parameter whose layout to copy (a DTensor or a plain tensor).
+        local: this rank's values, shaped like ``param``'s local shard.
+
+    Returns:
+        The tensor to set on the model in place of ``param``.
+
+    Example:
+        >>> import torch, torch.distributed as dist
+        >>> from torch.distributed.device_mesh import init_device_mesh
+        >>> from torch.distributed.tensor import Shard, distribute_tensor
+        >>> from torch.testing._internal.distributed.fake_pg import FakeStore
+        >>> dist.init_process_group("fake", store=FakeStore(), rank=1, world_size=2)
+        >>> try:  # rank 1 of 2 holds rows 3..4 of 5
+        ...     w = distribute_tensor(torch.zeros(5, 3), init_device_mesh("cpu", (2,)), [Shard(0)])
+        ...     d = as_local_layout(w, torch.ones(2, 3))
+        ... finally:
+        ...     dist.destroy_process_group()
+        >>> type(d).__name__, tuple(d.shape), tuple(d.to_local().shape)
+        ('DTensor', (5, 3), (2, 3))
+        >>> as_local_layout(torch.zeros(2), torch.ones(2))  # a plain tensor: ``local`` itself
+        tensor([1., 1.])
+    """
     if not is_dtensor(param):
         return local
     from torch.distributed.tensor import DTensor

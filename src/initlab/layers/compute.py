@@ -125,6 +125,13 @@ def compute_fans(
 def explain_fans(fans: Fans) -> str:
     """A one- or two-line human-readable description of ``fans``.
 
+    Args:
+        fans: what :func:`compute_fans` (or a ``fans_from_*`` rule) returned.
+
+    Returns:
+        ``Layer.param: fan_in=.., fan_out=.. (rule ..)``, with torch's shape-rule fans when they
+        differ, and a second line listing the packed blocks when there are any.
+
     Example:
         >>> from torch import nn
         >>> print(explain_fans(compute_fans(nn.Conv2d(32, 32, 3, groups=32), "weight")))
@@ -215,6 +222,14 @@ def _shape(owner: nn.Module, name: str) -> tuple[int, ...]:
 def layer_fans(module: nn.Module, name: str, shape: tuple[int, ...]) -> Fans | None:
     """The registered rule for ``module.name`` (of logical ``shape``), or None when the layer
     or the parameter is not registered.
+
+    Args:
+        module: the layer that owns the parameter.
+        name: the parameter's name inside ``module`` (``"weight"``, ``"bias_hh_l0"``...).
+        shape: the parameter's logical (unsharded) shape.
+
+    Returns:
+        The layer's :class:`~initlab.fans.Fans` for the parameter, or None.
 
     Example:
         >>> from torch import nn

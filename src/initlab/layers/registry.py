@@ -132,6 +132,10 @@ def register_layer(key: LayerKey, spec: LayerSpec, *, replace: bool = False) -> 
 def unregister_layer(key: LayerKey) -> None:
     """Forget ``key`` (KeyError naming it if it is not registered).
 
+    Args:
+        key: what :func:`register_layer` was given (a class, a dotted class name or a
+            predicate).
+
     Example:
         >>> from torch import nn
         >>> unregister_layer(nn.Identity)
@@ -164,6 +168,12 @@ def _resolve(name: str) -> type | None:
 def find_layer(module: nn.Module) -> LayerSpec | None:
     """The spec registered for ``module``'s type (see the module docstring), or None.
 
+    Args:
+        module: the layer to look up (its class's MRO first, then the predicates, newest first).
+
+    Returns:
+        The :class:`~initlab.layers.spec.LayerSpec`, or None when no entry matches.
+
     Example:
         >>> from torch import nn
         >>> find_layer(nn.SyncBatchNorm(4)).buffers["running_var"]  # through _NormBase
@@ -188,6 +198,14 @@ def known_buffer(module: nn.Module, name: str) -> tuple[BufferValue, str] | None
     """The value ``module``'s layer spec gives buffer ``name`` on materialisation, and where it
     comes from, or None.
 
+    Args:
+        module: the buffer's owning layer.
+        name: the buffer's name in ``module`` (``"running_var"``).
+
+    Returns:
+        ``(value, source)``: the number, tensor or callable of the layer spec, and
+        ``"Layer.buffer"``; None when the layer spec does not give it.
+
     Example:
         >>> from torch import nn
         >>> known_buffer(nn.BatchNorm2d(8), "running_var")
@@ -206,6 +224,15 @@ def padding_row(
 
     From ``module``'s spec when the module is given, else from ``fans`` (whose attrs record an
     Embedding's ``padding_idx``).
+
+    Args:
+        param_name: the parameter's name in its module (``"weight"``).
+        rows: the parameter's number of rows (a negative ``padding_idx`` counts from it).
+        module: the owning module, or None to read the fans' attrs.
+        fans: the parameter's fans (used when ``module`` is None).
+
+    Returns:
+        The padding row, or None when the layer keeps none.
 
     Example:
         >>> from torch import nn
@@ -270,6 +297,10 @@ def claims_child(parent: nn.Module | None, child: str) -> bool:
     """Whether ``parent``'s layer spec changes the init of its child ``child``'s parameters
     (MultiheadAttention's ``out_proj``), so that their fans are computed from the parent.
 
+    Args:
+        parent: the child's parent module, or None (a top-level module: False).
+        child: the child's attribute name in ``parent``.
+
     Example:
         >>> from torch import nn
         >>> claims_child(nn.MultiheadAttention(8, 2), "out_proj")
@@ -281,6 +312,14 @@ def claims_child(parent: nn.Module | None, child: str) -> bool:
 
 def child_torch_init(parent: nn.Module, child: str, param_name: str) -> TorchInit | None:
     """The default ``parent`` imposes on ``child.param_name`` after the child's own, or None.
+
+    Args:
+        parent: the parent module (e.g. a MultiheadAttention).
+        child: the child's attribute name in ``parent`` (``"out_proj"``).
+        param_name: the parameter's name in the child (``"bias"``).
+
+    Returns:
+        The :class:`~initlab.layers.defaults.TorchInit` the parent applies, or None.
 
     Example:
         >>> from torch import nn

@@ -288,7 +288,25 @@ def loads_policy(text: str, fmt: str = "yaml") -> Policy:
 
 
 def dumps_policy(policy: Policy, fmt: str = "yaml") -> str:
-    """The text of a policy file in format ``fmt`` (yaml, toml or json)."""
+    """The text of a policy file in format ``fmt`` (yaml, toml or json).
+
+    Args:
+        policy: the policy.
+        fmt: ``"yaml"``, ``"toml"`` or ``"json"``.
+
+    Returns:
+        The file's text; :func:`read_policy_file` of it gives back an equal policy.
+
+    Example:
+        >>> import initlab
+        >>> pol = initlab.Policy([initlab.Rule("kaiming_normal", param="weight")], name="w")
+        >>> print(dumps_policy(pol, "yaml"), end="")
+        name: w
+        unmatched: leave
+        rules:
+        - scheme: kaiming_normal
+          param: weight
+    """
     return _dump(policy.to_dict(), fmt)
 
 
@@ -346,8 +364,23 @@ def read_policy_file(path: str | os.PathLike[str]) -> Policy:
 def save_policy(policy: Policy | Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``policy`` (a Policy or a mapping in the file schema) to ``path``, format by extension.
 
-    Returns the path written. Reading the file gives back an equal policy. For a preset or a
-    scheme by name, pass ``initlab.load_policy(name)``.
+    For a preset or a scheme by name, pass ``initlab.load_policy(name)``.
+
+    Args:
+        policy: a :class:`Policy`, or a mapping in the policy file schema.
+        path: the file to write; its extension (``.yaml``/``.yml``/``.toml``/``.json``) picks
+            the format.
+
+    Returns:
+        The path written. Reading the file gives back an equal policy.
+
+    Example:
+        >>> import tempfile, initlab
+        >>> pol = initlab.Policy([initlab.Rule("kaiming_normal", param="weight")], name="w")
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = initlab.save_policy(pol, f"{tmp}/w.toml")
+        ...     print(path.name, initlab.load_policy(path) == pol)
+        w.toml True
     """
     path = Path(path)
     fmt = _format_of(path)
