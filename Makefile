@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo tour test lint bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
+	@echo "initlab: creating .venv and installing (about 3 minutes on 2 cores)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -e ".[dev,lab]"
