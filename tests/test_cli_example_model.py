@@ -41,3 +41,16 @@ def test_init_example_model(tmp_path):
     again = tmp_path / "again.pt"
     res = CliRunner().invoke(main, [*args[:-1], str(again)])
     assert res.exit_code == 0 and torch.equal(torch.load(again)["0.weight"], state["0.weight"])
+
+
+def test_init_status_line_on_a_terminal_only_and_never_in_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats stderr as a terminal
+    args = ["init", f"{EXAMPLE}:build", "-p", "kaiming", "--seed", "0"]
+    res = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "a.pt")])
+    assert res.exit_code == 0, res.output
+    n = 16 * 9 + 16 + 32 * 16 * 9 + 32 + 32 * 10 + 10
+    assert f"initlab: initializing {n:,} parameters in place" in res.stderr
+    assert "initializing" not in res.stdout
+    res = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "b.pt"), "--json"])
+    assert res.exit_code == 0 and "initializing" not in res.stderr
+    json.loads(res.stdout)  # pure JSON
