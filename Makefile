@@ -14,6 +14,7 @@ ZOO_PY    := $(ZOO_VENV)/bin/python
 ZOO_STAMP := $(ZOO_VENV)/.installed
 
 $(STAMP): pyproject.toml requirements-dev.txt
+	@echo "initlab: creating .venv and installing (about 3 minutes on 2 cores)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -e ".[dev,lab]"

@@ -23,11 +23,27 @@ def test_schemes_table_lists_every_scheme():
 
 def test_schemes_json_has_formula_parameters_paper():
     res = run("schemes", "--json")
-    rows = json.loads(res.output)
+    rows = json.loads(res.output)["schemes"]
     assert {r["name"] for r in rows} == {c.name for c in list_schemes()}
     k = next(r for r in rows if r["name"] == "kaiming_normal")
     assert "he_normal" in k["aliases"] and "nonlinearity='leaky_relu'" in k["parameters"]
     assert "He et al. 2015" in k["paper"]
+
+
+def test_schemes_lists_every_lab_entry_with_its_formula():
+    data = json.loads(run("schemes", "--json").output)
+    entries = {r["name"]: r for r in data["lab_entries"]}
+    expected = ("uniform_rule", "normal_rule", "uniform_centered", "uniform", "ones", "zeros",
+                "xavier", "kaiming", "lecun", "orthogonal", "torch_default", "lsuv")  # fmt: skip
+    assert set(expected) <= set(entries)
+    assert entries["kaiming"]["formula"].startswith("W ~ N(0, 2/fan_in)")
+    assert entries["kaiming"]["runs"] == "preset kaiming"
+    assert entries["uniform_centered"]["runs"] == "every weight uniform(a=-0.5, b=0.5), biases 0"
+    res = run("schemes")
+    assert res.exit_code == 0 and "lab entries (" in res.output
+    for name in expected:
+        assert name in res.output.split("lab entries (")[1]
+    assert "W ~ U[-1/√fan_in, 1/√fan_in]" in res.output
 
 
 def test_fans_json_for_the_issue_examples():

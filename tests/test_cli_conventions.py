@@ -135,7 +135,7 @@ def test_presets_listing() -> None:
 
 
 def test_schemes_listing_has_a_formula_or_description_for_each() -> None:
-    rows = json.loads(run("schemes", "--json").output)
+    rows = json.loads(run("schemes", "--json").output)["schemes"]
     assert {r["name"] for r in rows} == {c.name for c in list_schemes()}
     assert all(r["formula"].strip() for r in rows)
 

@@ -72,3 +72,20 @@ def test_diagnose_checks_out_before_any_work(tmp_path):
         assert res.exit_code == 2 and res.output.startswith(f"initlab: error: {msg}"), res.output
         assert res.output.strip().count("\n") == 0
     assert not (tmp_path / "initlab-out").exists()
+
+
+def test_diagnose_progress_on_a_terminal_only_and_never_in_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats stderr as a terminal
+    base = ["diagnose", "-m", "deep:depth=4,width=16", "-d", "synthetic:n=200,dim=8",
+            "-p", "xavier,kaiming", "--batch-size", "64"]  # fmt: skip
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert "diagnosing xavier (1/2)" in res.stderr and "diagnosing kaiming (2/2)" in res.stderr
+    assert "diagnosing" not in res.stdout
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "diagnosing" not in res.stderr
+    assert list(json.loads(res.stdout)["diagnoses"]) == ["xavier", "kaiming"]
+    monkeypatch.delenv("FORCE_COLOR")
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "c")])
+    assert res.exit_code == 0 and "diagnosing" not in res.output  # not a terminal: quiet

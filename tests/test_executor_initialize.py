@@ -303,4 +303,8 @@ def test_readme_tour_runs():
 
     readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
     code = re.search(r"```python\n(.*?)```", readme.read_text(), re.S).group(1)
-    exec(compile(code, "README.md", "exec"), {"print": lambda *a, **k: None})
+    scope = {"print": lambda *a, **k: None}
+    exec(compile(code, "README.md", "exec"), scope)
+    # first match wins: the Linear rule names param="weight", so the zeros rule sets 0.bias
+    assert scope["report"]["0.bias"].rule_id != scope["report"]["0.weight"].rule_id
+    assert torch.count_nonzero(scope["model"][0].bias) == 0

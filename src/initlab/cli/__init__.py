@@ -25,7 +25,7 @@ __all__ = ["COMMANDS", "main"]
 
 #: subcommand -> (module under initlab.cli, command object's name, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "schemes": ("schemes", "schemes_cmd", "List every scheme with its formula."),
+    "schemes": ("schemes", "schemes_cmd", "List every scheme and lab entry with its formula."),
     "presets": ("presets", "presets_cmd", "List the presets: what each does, and its source."),
     "fans": ("fans", "fans_cmd", "Fans of a layer's parameters beside torch's rule."),
     "gain": ("gain", "gain_cmd", "Gain of an activation: torch's and second-moment."),

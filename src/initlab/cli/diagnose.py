@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import click
 import torch
+from rich.console import Console
 
 from ..diagnostics import compare_schemes, lsuv_, plot_histograms, plot_propagation
 from ..execute import initialize
@@ -75,8 +76,15 @@ def diagnose_cmd(model: str, data: str, policy: tuple[str, ...], batch_size: int
     idx = torch.randperm(dataset.x_train.shape[0], generator=g)[:batch_size]
     x, y = dataset.x_train[idx], dataset.y_train[idx]
 
-    def init_for(entry: Entry) -> Callable[[torch.nn.Module], None]:
+    # Progress on stderr, only for a person at a terminal (FORCE_COLOR=1 forces it): stdout
+    # stays the table or pure JSON.
+    status = Console(stderr=True, highlight=False)
+    show = status.is_terminal and not as_json
+
+    def init_for(i: int, entry: Entry) -> Callable[[torch.nn.Module], None]:
         def init(m: torch.nn.Module) -> None:
+            if show:
+                status.print(f"[dim]initlab: diagnosing {entry.label} ({i}/{len(entries)})[/dim]")
             initialize(m, entry.policy, seed)
             if entry.data_init == "lsuv":  # the explicit data phase, on the diagnosed batch
                 lsuv_(m, x, orthonormal_preinit=False)
@@ -86,7 +94,10 @@ def diagnose_cmd(model: str, data: str, policy: tuple[str, ...], batch_size: int
     def factory() -> torch.nn.Module:
         return build_model(model, dataset.input_shape, dataset.num_classes)
 
-    cmp = compare_schemes(factory, {e.label: init_for(e) for e in entries}, x, y, seed=seed)
+    inits = {e.label: init_for(i, e) for i, e in enumerate(entries, 1)}
+    cmp = compare_schemes(factory, inits, x, y, seed=seed)
+    if show:
+        status.print("[dim]initlab: plotting[/dim]")
     folder.mkdir(parents=True, exist_ok=True)
     p1 = plot_propagation(cmp, folder / "propagation.png")
     p2 = plot_histograms(cmp, folder / "histograms.png")

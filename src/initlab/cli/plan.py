@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 import torch
+from rich.console import Console
 
 from ..execute import MaterializeError, initialize, meta_build, write_checkpoint
 from ..plan import UnmatchedParametersError, plan
@@ -155,10 +156,19 @@ def init_cmd(
     m = _model(model)
     if torch_dtype is not None:
         m = m.to(torch_dtype)
+    # A status line on stderr for a person at a terminal (FORCE_COLOR=1 forces it): a big model
+    # takes a while in place; stdout stays the table or pure JSON.
+    status = Console(stderr=True, highlight=False)
+    show = status.is_terminal and not as_json
+    if show:
+        n = sum(p.numel() for p in m.parameters())
+        status.print(f"[dim]initlab: initializing {n:,} parameters in place[/dim]")
     try:
         report = initialize(m, policy, seed, strict=strict)
     except (PolicyError, UnmatchedParametersError) as e:
         raise click.ClickException(str(e)) from None
+    if show:
+        status.print(f"[dim]initlab: saving to {path}[/dim]")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
