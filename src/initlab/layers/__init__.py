@@ -4,7 +4,8 @@ For each registered layer type (:mod:`.registry`: a class matched through the MR
 class name resolved once imported, or a predicate) a :class:`LayerSpec` (:mod:`.spec`) gives per
 parameter its layout (fan axes), blocks, role, padding row and torch default
 (:mod:`.defaults`), and the values of the layer's buffers. :func:`compute_fans`
-(:mod:`.compute`) reads it; torch's built-in layers register in :mod:`.torch_nn`.
+(:mod:`.compute`) reads it; torch's built-in layers register in :mod:`.torch_nn`, norms of any
+library (``*RMSNorm``/``*LayerNorm`` with a 1-D weight) by duck typing in :mod:`.duck`.
 
 Example:
     >>> from torch import nn
@@ -13,7 +14,7 @@ Example:
     (64, 64, ['q', 'k', 'v'], 'weight')
 """
 
-from . import torch_nn  # noqa: F401  (registers torch.nn's layers)
+from . import duck, torch_nn  # noqa: F401  (register duck-typed norms and torch.nn's layers)
 from .compute import compute_fans, explain_fans, layer_fans
 from .defaults import TORCH_INIT_KINDS, Draw, TorchInit, torch_draw
 from .registry import (
