@@ -161,6 +161,10 @@ def plan(
         rows.append(row)
 
     report = InitReport(rows=rows, seed=seed, policy=pol)
+    skipped = [r for r in rows if r.rule_id is not None and r.rule_id.endswith("(no default)")]
+    if skipped:
+        report.notes.append(_skip_note(skipped))
+        warnings.warn(report.notes[-1], UserWarning, stacklevel=2)
     unmatched = report.unmatched
     if unmatched and (strict or pol.unmatched == "error"):
         partial = {r.qualname: uncovered_blocks(r) for r in rows if r.status == "partial"}
@@ -225,6 +229,9 @@ def _plan_one(
     )
     if scheme is None and not overrides:
         return dataclasses.replace(row, status="unmatched")
+    if scheme is not None and scheme.name == "torch_default" and not _has_torch_default(fans):
+        # a layer with no known default: a listed skip (plan's notes), not an error
+        return dataclasses.replace(row, status="unmatched", rule_id=f"{rule_id} (no default)")
     status = "planned"
     if scheme is None:  # only block rules apply
         rule_id = None
@@ -236,6 +243,22 @@ def _plan_one(
         row, status=status, rule_id=rule_id, scheme=scheme, block_overrides=overrides
     )
     return _validated(row, fans_error)
+
+
+def _has_torch_default(fans: Fans | None) -> bool:
+    """Whether the layer registry knows the library default of the parameter (``torch_init``)."""
+    return (
+        fans is not None and fans.rule != "shape-fallback" and fans.attr("torch_init") is not None
+    )
+
+
+def _skip_note(rows: list[ParamRow]) -> str:
+    kinds = sorted({r.module_type.rpartition(".")[2] for r in rows})
+    return (
+        f"torch_default skipped {len(rows)} parameter(s) whose layer has no default in the layer "
+        f"registry ({', '.join(kinds)}), left as they are: {', '.join(r.qualname for r in rows)}. "
+        "Give them a rule, or register the layer with its default (ParamSpec(torch_init=...))"
+    )
 
 
 def uncovered_blocks(row: ParamRow) -> list[str]:
