@@ -81,7 +81,8 @@ def register_preset(name: str, source: str = "-") -> Callable[[PresetFn], Preset
         >>> @register_preset("all_zeros", source="-")
         ... def all_zeros() -> Policy:
         ...     '''Every parameter 0.'''
-        ...     return Policy(rules=(Rule("zeros"),), name="all_zeros")
+        ...     from initlab.policy import Policy, Rule  # still callable after the doctest
+        ...     return Policy(rules=(Rule("zeros"),), name="all_zeros", description="all 0")
         >>> get_preset("all-zeros").rules[0].scheme.name
         'zeros'
     """
