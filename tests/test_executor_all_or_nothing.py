@@ -122,7 +122,7 @@ def test_as_apply_fn_failing_call_leaves_its_module_unchanged(snapshot, assert_u
 
 @pytest.mark.parametrize("n", [1, 3])
 def test_materialize_failing_on_nth_parameter_leaves_the_model_on_meta(n):  # type: ignore[no-untyped-def]
-    with initlab.meta_build():
+    with initlab.meta_build(include_buffers=True):
         model = cnn()  # parameters and BatchNorm buffers
     with pytest.raises(RuntimeError, match=r"\(rule values\): boom"):
         initlab.materialize(model, custom_policy(failing_on(n)), 0)

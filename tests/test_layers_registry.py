@@ -192,7 +192,7 @@ def test_user_layer_initialize_and_materialize() -> None:
     d = net.dense
     assert torch.equal(d.bias, torch.zeros(4)) and torch.equal(d.gamma, torch.full((4,), 0.1))
     assert not d.table[2].any() and d.table[[0, 1, 3, 4]].abs().sum() > 0  # padding row kept
-    with initlab.meta_build():
+    with initlab.meta_build(include_buffers=True):  # the registry's buffer value is used
         lazy = Net()
     initlab.materialize(lazy, policy, seed=3)
     assert lazy.dense.steps.item() == 7 and lazy.dense.steps.dtype == torch.long
@@ -201,7 +201,7 @@ def test_user_layer_initialize_and_materialize() -> None:
 
 
 def test_unknown_buffer_of_a_user_layer_is_still_refused() -> None:
-    with initlab.meta_build():
+    with initlab.meta_build(include_buffers=True):
         lazy = Net()
     policy = initlab.Policy(rules=(initlab.Rule("zeros"),))
     with pytest.raises(initlab.MaterializeError, match=r"buffer\(s\) dense\.steps"):

@@ -49,10 +49,12 @@ def infos(model: nn.Module) -> dict[str, ParamInfo]:
         for pname, p in mod.named_parameters(recurse=False):
             q = f"{mname}.{pname}" if mname else pname
             try:
-                blocks = tuple(b.name for b in compute_fans(mod, pname).blocks)
+                fans = compute_fans(mod, pname)
+                blocks = tuple(b.name for b in fans.blocks)
+                role = None if fans.rule == "shape-fallback" else fans.role  # as plan does
             except ValueError:
-                blocks = ()
-            out[q] = ParamInfo(q, mname, pname, type(mod), tuple(p.shape), blocks)
+                blocks, role = (), None
+            out[q] = ParamInfo(q, mname, pname, type(mod), tuple(p.shape), blocks, role)
     return out
 
 

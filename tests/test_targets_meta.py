@@ -163,14 +163,24 @@ def _build_all() -> nn.Module:
     )
 
 
-@pytest.mark.parametrize("build", ["torch.device", "meta_build"])
+@pytest.mark.parametrize("build", ["torch.device", "meta_build", "meta_build_buffers"])
 def test_meta_build_skips_default_init(build: str) -> None:
-    ctx = torch.device("meta") if build == "torch.device" else initlab.meta_build()
+    ctx = {
+        "torch.device": lambda: torch.device("meta"),
+        "meta_build": initlab.meta_build,
+        "meta_build_buffers": lambda: initlab.meta_build(include_buffers=True),
+    }[build]()
     with _Spy() as spy, ctx:
         model = _build_all()
-    assert all(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert all(t.is_meta for t in model.parameters())
+    bn = model["bn"]
+    if build == "meta_build":  # buffers made for real by BatchNorm's own code
+        assert not any(t.is_meta for t in model.buffers())
+        assert bn.running_var.tolist() == [1.0] * 4 and int(bn.num_batches_tracked) == 0
+    else:
+        assert all(t.is_meta for t in model.buffers())
     fills = {"normal_", "uniform_", "kaiming_uniform_", "xavier_uniform_"} & set(spy.seen)
-    if build == "meta_build":
+    if build.startswith("meta_build"):
         assert not fills
     else:  # torch.device("meta") runs every reset_parameters (the spy sees them)
         assert fills
@@ -187,7 +197,7 @@ def test_meta_build_leaves_real_tensors_alone() -> None:
     torch.manual_seed(0)
     ref = nn.Linear(5, 3)
     torch.manual_seed(0)
-    with initlab.meta_build():
+    with initlab.meta_build(include_buffers=True):
         real = nn.Linear(5, 3, device="cpu")  # an explicit device: default init as usual
         meta = nn.Linear(5, 3)
     assert torch.equal(real.weight, ref.weight) and torch.equal(real.bias, ref.bias)

@@ -9,6 +9,7 @@ result is an :class:`~initlab.report.InitReport`; ``initialize`` fills the same 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -62,6 +63,49 @@ class UnmatchedParametersError(ValueError):
         )
 
 
+class GuessedFansError(PolicyError):
+    """``strict=True`` and some parameters belong to layers the registry does not know, so their
+    fans would be guessed from the shape."""
+
+
+def guessed_fans_message(rows: list[ParamRow]) -> str:
+    """What is guessed and the ``initlab.register_layer`` call that fixes it (class filled in).
+
+    Example:
+        >>> from torch import nn
+        >>> import initlab
+        >>> class Dense(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.kernel = nn.Parameter(torch.empty(3, 5))
+        >>> import torch
+        >>> with warnings.catch_warnings(record=True):
+        ...     rows = initlab.plan(Dense(), "xavier_uniform").rows
+        >>> msg = guessed_fans_message(rows)
+        >>> msg.split(":")[2].split(".")[0]
+        ' kernel (Dense, 5/3)'
+        >>> msg[msg.index("initlab.register_layer"):][:40]
+        "initlab.register_layer('initlab.plan.Den"
+    """
+    shown = ", ".join(
+        f"{r.qualname} ({r.module_type.rpartition('.')[2]}, {r.fans.fan_in}/{r.fans.fan_out})"
+        for r in rows
+        if r.fans is not None
+    )
+    first = rows[0]
+    cls = first.module_type.rpartition(".")[2]
+    call = (
+        f"initlab.register_layer({first.module_type!r}, initlab.LayerSpec({cls.lower()!r}, "
+        f"{{{first.param_name!r}: initlab.ParamSpec('weight', initlab.Layout(in_axes=(1,), "
+        "out_axes=(0,)))}))"
+    )
+    return (
+        f"{len(rows)} parameter(s) belong to layers the layer registry does not know, so their "
+        f"fans are guessed from the shape (torch's rule: dim 1 in, dim 0 out): {shown}. Tell "
+        f"initlab the layout, e.g. {call}"
+    )
+
+
 def _module_type_name(module: nn.Module) -> str:
     cls = type(module)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -86,7 +130,10 @@ def plan(
         model: any ``nn.Module`` (a model on the meta device works).
         policy: a :class:`~initlab.policy.Policy`, a preset name, a policy file path or a dict.
         seed: the seed whose per-parameter streams ``initialize`` would use (recorded).
-        strict: raise :class:`UnmatchedParametersError` listing every unmatched parameter.
+        strict: raise :class:`UnmatchedParametersError` listing every unmatched parameter, and
+            :class:`GuessedFansError` for parameters of layers the registry does not know
+            (without it they are planned with torch's shape rule, marked "guessed" in the
+            report, with one warning listing them).
         exclude: extra qualified-parameter-name patterns to skip (e.g. loaded from a checkpoint).
         prefix: the qualified name of ``model`` inside a larger model, so that initialising a
             submodule gives the same values as initialising the whole model.
@@ -143,10 +190,20 @@ def plan(
         rows.append(row)
 
     report = InitReport(rows=rows, seed=seed, policy=pol)
+    skipped = [r for r in rows if r.rule_id is not None and r.rule_id.endswith("(no default)")]
+    if skipped:
+        report.notes.append(_skip_note(skipped))
+        warnings.warn(report.notes[-1], UserWarning, stacklevel=2)
     unmatched = report.unmatched
     if unmatched and (strict or pol.unmatched == "error"):
         partial = {r.qualname: uncovered_blocks(r) for r in rows if r.status == "partial"}
         raise UnmatchedParametersError(unmatched, pol.name, partial)
+    guessed = [r for r in rows if r.guessed and r.status in ("planned", "partial")]
+    if guessed:
+        message = guessed_fans_message(guessed)
+        if strict:
+            raise GuessedFansError(f"strict: {message}")
+        warnings.warn(message, UserWarning, stacklevel=2)
     return report
 
 
@@ -186,6 +243,7 @@ def _plan_one(
         module_type=type(module),
         shape=shape,
         block_names=tuple(b.name for b in fans.blocks) if fans else (),
+        role=fans.role if fans is not None and fans.rule != "shape-fallback" else None,
     )
     res = pol.resolve(info)
     scheme: Scheme | None
@@ -200,6 +258,9 @@ def _plan_one(
     )
     if scheme is None and not overrides:
         return dataclasses.replace(row, status="unmatched")
+    if scheme is not None and scheme.name == "torch_default" and not _has_torch_default(fans):
+        # a layer with no known default: a listed skip (plan's notes), not an error
+        return dataclasses.replace(row, status="unmatched", rule_id=f"{rule_id} (no default)")
     status = "planned"
     if scheme is None:  # only block rules apply
         rule_id = None
@@ -211,6 +272,22 @@ def _plan_one(
         row, status=status, rule_id=rule_id, scheme=scheme, block_overrides=overrides
     )
     return _validated(row, fans_error)
+
+
+def _has_torch_default(fans: Fans | None) -> bool:
+    """Whether the layer registry knows the library default of the parameter (``torch_init``)."""
+    return (
+        fans is not None and fans.rule != "shape-fallback" and fans.attr("torch_init") is not None
+    )
+
+
+def _skip_note(rows: list[ParamRow]) -> str:
+    kinds = sorted({r.module_type.rpartition(".")[2] for r in rows})
+    return (
+        f"torch_default skipped {len(rows)} parameter(s) whose layer has no default in the layer "
+        f"registry ({', '.join(kinds)}), left as they are: {', '.join(r.qualname for r in rows)}. "
+        "Give them a rule, or register the layer with its default (ParamSpec(torch_init=...))"
+    )
 
 
 def uncovered_blocks(row: ParamRow) -> list[str]:

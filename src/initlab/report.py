@@ -117,6 +117,12 @@ class ParamRow:
     achieved_std: float | None = None
 
     @property
+    def guessed(self) -> bool:
+        """Whether the fans are a guess: the layer (or this parameter of it) is not in the layer
+        registry and torch's shape rule stood in (``fans.rule == "shape-fallback"``)."""
+        return self.fans is not None and self.fans.rule == "shape-fallback"
+
+    @property
     def stream_name(self) -> str:
         """The name the parameter's random stream is keyed by (its qualified name)."""
         return self.qualname
@@ -187,6 +193,7 @@ class ParamRow:
             "fan_in": None if fans is None else fans.fan_in,
             "fan_out": None if fans is None else fans.fan_out,
             "fans_rule": None if fans is None else fans.rule,
+            "guessed": self.guessed,
             "blocks": [] if fans is None else [b.name for b in fans.blocks],
             "aliases": list(self.aliases),
             "seed": self.seed,
@@ -273,8 +280,14 @@ class InitReport:
         """Parameters skipped on request (status "excluded")."""
         return [r.qualname for r in self.rows if r.status == "excluded"]
 
+    @property
+    def guessed(self) -> list[str]:
+        """Parameters to be written with guessed fans (a layer the registry does not know)."""
+        return [r.qualname for r in self.rows if r.guessed and r.status != "excluded"]
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict: seed, rng, policy, parameters, unmatched, excluded, notes."""
+        """A JSON-safe dict: seed, rng, policy, parameters, unmatched, excluded, guessed,
+        notes."""
         return {
             "seed": self.seed,
             "rng": self.rng,
@@ -282,6 +295,7 @@ class InitReport:
             "parameters": [r.to_dict() for r in self.rows],
             "unmatched": self.unmatched,
             "excluded": self.excluded,
+            "guessed": self.guessed,
             "notes": list(self.notes),
         }
 
@@ -298,6 +312,8 @@ class InitReport:
         target = _fmt(r.target_std) + (over if r.target_std is not None else "")
         achieved = _fmt(r.achieved_std) + (over if r.achieved_std is not None else "")
         fans = "-" if r.fans is None else f"{r.fans.fan_in}/{r.fans.fan_out}"
+        if r.guessed:
+            fans += " (guessed)"
         blocks = (
             "-" if r.fans is None or not r.fans.blocks else ",".join(b.name for b in r.fans.blocks)
         )
@@ -326,6 +342,7 @@ class InitReport:
 
         for r in self.rows:
             style = {"unmatched": "yellow", "partial": "yellow", "excluded": "dim"}.get(r.status)
+            style = style or ("yellow" if r.guessed else None)
             t.add_row(*(escape(c) for c in self._cells(r)), style=style)
         return t
 
@@ -341,6 +358,12 @@ class InitReport:
         if self.unmatched:
             lines.append("")
             lines.append(f"Unmatched (left as they were): {', '.join(self.unmatched)}")
+        if self.guessed:
+            lines.append("")
+            lines.append(
+                "Guessed fans (layer not in the registry, torch's shape rule used): "
+                + ", ".join(self.guessed)
+            )
         for note in self.notes:
             lines.append("")
             lines.append(f"Note: {note}")

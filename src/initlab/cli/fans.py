@@ -1,11 +1,20 @@
-"""``initlab fans MODULE_EXPR [PARAM]``: layer-aware fans next to torch's shape rule."""
+"""``initlab fans MODEL [PARAM]``: layer-aware fans next to torch's shape rule.
+
+MODEL is a constructor expression over ``nn``/``torch`` (``"nn.LSTM(10, 20)"``) or any model
+spec :func:`initlab.build_model` reads (``mlp``, ``pkg.mod:factory``, ``file.py:factory``,
+``hf:...``/``timm:...`` once their sources are registered); a model spec is built with
+:func:`initlab.meta_build` (parameters on meta: only shapes are read, no memory, no init).
+"""
 
 from __future__ import annotations
 
 import click
 from rich.table import Table
+from torch import nn
 
+from ..execute import meta_build
 from ..layers import compute_fans
+from ..specs import ModelError, build_model
 from ._common import build_module, console, print_json
 from .options import json_option
 
@@ -17,9 +26,13 @@ from .options import json_option
 def fans_cmd(module_expr: str, param: str | None, as_json: bool) -> None:
     """Fans of a layer's parameters beside torch's rule.
 
+    MODULE_EXPR is a constructor such as "nn.LSTM(10, 20)", or a model spec (mlp,
+    pkg.mod:factory, file.py:factory, hf:gpt2?n_layer=2 once registered), built on meta.
+    PARAM may be a dotted path (transformer.h.0.attn.c_attn.weight).
+
     For example: initlab fans "nn.LSTM(10, 20)" weight_hh_l0
     """
-    module = build_module(module_expr)
+    module = _build(module_expr)
     names = [param] if param else [n for n, _ in module.named_parameters()]
     rows = []
     for name in names:
@@ -60,3 +73,17 @@ def fans_cmd(module_expr: str, param: str | None, as_json: bool) -> None:
             r["rule"], torch_pair,
         )  # fmt: skip
     console.print(table)
+
+
+def _build(expr: str) -> nn.Module:
+    """A constructor expression over nn/torch, else a model spec built with meta_build."""
+    if expr.startswith(("nn.", "torch.")):
+        return build_module(expr)
+    try:
+        with meta_build():
+            return build_model(expr)
+    except ModelError as e:
+        raise click.BadParameter(
+            f"{e}. Or write a constructor call such as 'nn.Conv2d(16, 32, 3, groups=4)'",
+            param_hint="MODULE_EXPR",
+        ) from None

@@ -120,6 +120,14 @@ def _size(text: str) -> int:
     show_default=True,
     help="Largest safetensors file when --out is a folder (e.g. 2GB, 500MiB).",
 )
+@click.option(
+    "--buffers",
+    "buffers_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A safetensors or .pt file of buffer name -> tensor, for buffers the model's own code "
+    "does not make (names or globs, as materialize's buffers=).",
+)
 @click.option("--strict", is_flag=True, help="Fail if any parameter matches no rule.")
 @json_option("the report")
 @click.option("--force", is_flag=True, help="Replace an existing --out file or non-empty folder.")
@@ -131,6 +139,7 @@ def init_cmd(
     out: str,
     dtype: str | None,
     max_shard_size: str,
+    buffers_file: str | None,
     strict: bool,
     as_json: bool,
     force: bool,
@@ -149,13 +158,18 @@ def init_cmd(
             f"--out {out!r} exists{' and is not empty' if path.is_dir() else ''}; "
             "pass --force to replace it"
         )
+    buffers = _load_buffers(buffers_file)
     if _is_folder(out):
         _stream(model, policy, seed, out, torch_dtype, _size(max_shard_size), strict, as_json,
-                force)  # fmt: skip
+                force, buffers)  # fmt: skip
         return
     m = _model(model)
-    if torch_dtype is not None:
-        m = m.to(torch_dtype)
+    if torch_dtype is not None:  # parameters only: buffers keep the dtype they are built with
+        for p in m.parameters():
+            if p.is_floating_point():
+                p.data = p.data.to(torch_dtype)
+    if buffers:
+        _copy_buffers(m, buffers)
     # A status line on stderr for a person at a terminal (FORCE_COLOR=1 forces it): a big model
     # takes a while in place; stdout stays the table or pure JSON.
     status = Console(stderr=True, highlight=False)
@@ -181,6 +195,48 @@ def init_cmd(
         console.print(f"saved {len(m.state_dict())} tensors to {path}")
 
 
+def _load_buffers(path: str | None) -> dict[str, torch.Tensor] | None:
+    """name -> tensor from a safetensors or torch.save file (``--buffers``)."""
+    if path is None:
+        return None
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            data = load_file(path)
+        else:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unreadable file is one user error
+        raise click.BadParameter(f"cannot read {path!r}: {e}", param_hint="--buffers") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()
+    ):
+        raise click.BadParameter(
+            f"{path!r} must hold a dict of buffer name -> tensor", param_hint="--buffers"
+        )
+    return data
+
+
+def _copy_buffers(model: torch.nn.Module, buffers: dict[str, torch.Tensor]) -> None:
+    """Copy ``--buffers`` into an eagerly built model (all checked before any is written)."""
+    own = dict(model.named_buffers())
+    missing = sorted(set(buffers) - set(own))
+    if missing:
+        raise click.BadParameter(
+            f"names no buffer of the model: {', '.join(missing)}", param_hint="--buffers"
+        )
+    for name, t in buffers.items():
+        if tuple(t.shape) != tuple(own[name].shape):
+            raise click.BadParameter(
+                f"buffer {name!r} has shape {tuple(own[name].shape)}, the file gives "
+                f"{tuple(t.shape)}",
+                param_hint="--buffers",
+            )
+    with torch.no_grad():
+        for name, t in buffers.items():
+            own[name].copy_(t)
+
+
 def _stream(
     spec: str,
     policy: str,
@@ -191,14 +247,15 @@ def _stream(
     strict: bool,
     as_json: bool,
     force: bool,
+    buffers: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    with meta_build():
+    with meta_build():  # parameters on meta; buffers made by the modules' own code
         m = _model(spec)
     try:
         progress = not as_json and console.is_terminal
         index = write_checkpoint(
             m, policy, seed, out, dtype=dtype, max_shard_bytes=max_bytes, progress=progress,
-            strict=strict, overwrite=force,
+            strict=strict, overwrite=force, buffers=buffers,
         )  # fmt: skip
     except (PolicyError, UnmatchedParametersError, MaterializeError) as e:
         raise click.ClickException(str(e)) from None

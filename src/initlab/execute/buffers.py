@@ -1,9 +1,12 @@
 """Buffers of a model built on the meta device: which value each gets, made before commit.
 
-BatchNorm/InstanceNorm ``running_mean`` 0, ``running_var`` 1 and ``num_batches_tracked`` 0 are
-known (the layers define them); any other buffer needs ``buffers={"name or glob": init}``
-from the user, where ``init`` is a number (fill), a tensor (copied) or a callable receiving
-the empty buffer (fill it in place, or return a tensor to copy). Tied buffers are made once.
+A buffer that is already real (``meta_build()`` lets the module's own code make buffers) is
+kept as built, moved to the target device, with its dtype. For buffers on meta
+(``meta_build(include_buffers=True)``, ``torch.device("meta")``): BatchNorm/InstanceNorm
+``running_mean`` 0, ``running_var`` 1 and ``num_batches_tracked`` 0 are known (the layers
+define them); any other buffer needs ``buffers={"name or glob": init}`` from the user, where
+``init`` is a number (fill), a tensor (copied) or a callable receiving the empty buffer (fill
+it in place, or return a tensor to copy). Tied buffers are made once.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class BufferSpec:
     aliases: list[str]  # the other qualified names of a tied buffer
     meta: Tensor
     init: BufferInit
-    source: str  # "user" or the known default that set it
+    source: str  # "user", "built" (a real buffer, kept) or the known default that set it
     persistent: bool
 
 
@@ -133,6 +136,8 @@ def plan_buffers(
                 init, source = value, "user"
                 used.add(pattern)
                 break
+        if source is None and not module._buffers[attr].is_meta:
+            init, source = module._buffers[attr], "built"
         if source is None:
             known = known_buffer(module, attr)
             if known is None:
@@ -144,9 +149,11 @@ def plan_buffers(
                                 module._buffers[attr], init, source, persistent))  # fmt: skip
     if unknown:
         raise MaterializeError(
-            f"initlab does not know the value of buffer(s) {', '.join(unknown)}: supply them, "
-            "e.g. buffers={" + repr(unknown[0]) + ": fn} where fn fills the empty tensor it "
-            "receives (or returns a tensor), or a number or tensor to copy"
+            f"initlab does not know the value of buffer(s) {', '.join(unknown)}: build the model "
+            "with initlab.meta_build() (buffers made by the module's own code), or supply them: "
+            "buffers={" + repr(unknown[0]) + ": value} in Python (a number, a tensor to copy, "
+            "or fn(empty_tensor)), or `initlab init --buffers FILE` (a safetensors or .pt file "
+            "of name -> tensor)"
         )
     unused = sorted(set(user) - used)
     if unused:
@@ -184,12 +191,16 @@ def _check_init(spec: BufferSpec) -> None:
 
 
 def make_buffer(spec: BufferSpec, device: torch.device, dtype: torch.dtype | None) -> Tensor:
-    """Allocate and fill one buffer (a floating buffer takes ``dtype`` as ``.to(dtype)`` would).
+    """Allocate and fill one buffer on ``device``.
+
+    Buffers keep the dtype they were built with (``dtype``, the parameters' dtype, is not
+    applied: an eager build in a dtype keeps, e.g., rotary ``inv_freq`` in float32); a real
+    buffer built by the module is moved, not copied, when it is on ``device`` already.
 
     Args:
         spec: the buffer and its initialiser (from :func:`plan_buffers`).
         device: where to allocate it.
-        dtype: the floating dtype (None: the buffer's own; integer buffers keep theirs).
+        dtype: the parameters' dtype (unused for buffers; kept for the target's call).
 
     Returns:
         The new, filled tensor (not yet set on the model).
@@ -197,14 +208,15 @@ def make_buffer(spec: BufferSpec, device: torch.device, dtype: torch.dtype | Non
     Example:
         >>> import torch, initlab
         >>> from torch import nn
-        >>> with initlab.meta_build():
+        >>> with initlab.meta_build(include_buffers=True):
         ...     bn = nn.BatchNorm1d(3)
         >>> make_buffer(plan_buffers(bn)[1], torch.device("cpu"), torch.float64)
-        tensor([1., 1., 1.], dtype=torch.float64)
+        tensor([1., 1., 1.])
     """
     meta = spec.meta
-    bdtype = dtype if dtype is not None and meta.is_floating_point() else meta.dtype
-    t = torch.empty(meta.shape, dtype=bdtype, device=device)
+    if spec.source == "built":
+        return meta.to(device)
+    t = torch.empty(meta.shape, dtype=meta.dtype, device=device)
     init = spec.init
     with torch.no_grad():
         if isinstance(init, Tensor):

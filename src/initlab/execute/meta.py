@@ -15,7 +15,9 @@ a failure leaves the model entirely on meta). Peak memory stays close to the mod
 (plus a few chunks of scratch per stream thread, ~2 MiB each).
 
 * **Ties** stay ties: the new Parameter object is set on every module that held the old one.
-* **Buffers** become real: BatchNorm/InstanceNorm ``running_mean`` 0, ``running_var`` 1 and
+* **Buffers** made by the module's own code (``meta_build()``, the default) are kept, moved to
+  ``device``, in their own dtype (``dtype`` casts parameters only). Buffers on meta become
+  real: BatchNorm/InstanceNorm ``running_mean`` 0, ``running_var`` 1 and
   ``num_batches_tracked`` 0, as the layers define them. Any other buffer (a user's positional
   table, a loss weight, spectral-norm vectors...) raises :class:`MaterializeError` naming it,
   unless ``buffers={"name or glob": initialiser}`` supplies it; an initialiser is a number
@@ -23,7 +25,7 @@ a failure leaves the model entirely on meta). Peak memory stays close to the mod
   return a tensor to copy).
 * **Unmatched or excluded parameters** raise: on the meta device there are no values to keep,
   so "leave it as it is" has no meaning. Add a rule, a default
-  (``Policy(..., unmatched="default", default="torch_default")``) or materialise them first.
+  (``Policy(..., unmatched="default", default="normal:std=0.02")``) or materialise them first.
 * **Building on meta.** ``torch.device("meta")`` still runs every layer's ``reset_parameters``
   on meta tensors: no memory, but not free (torch routes ``normal_`` on meta through its
   reference implementations, whose first call imports torch._dynamo: 1.8 s here).
@@ -84,46 +86,90 @@ class _SkipMetaInit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+class _ParamsToMeta:
+    """Moves every Parameter registered while active to the meta device (buffers stay real).
+
+    Patches ``nn.Module.register_parameter`` as accelerate's ``init_empty_weights`` does: a
+    layer's ``__init__`` allocates its parameter on the real device (``torch.empty``: no values
+    written) and the parameter is moved to meta as soon as it is set on the module, so that the
+    module's own code computes its buffers (rotary ``inv_freq``, ``position_ids``, masks) for real.
+    """
+
+    def __enter__(self) -> None:
+        self.original = nn.Module.register_parameter
+        original = self.original
+
+        def register_parameter(module: nn.Module, name: str, param: Any) -> None:
+            original(module, name, param)
+            p = module._parameters.get(name)
+            if p is not None and not p.is_meta:
+                kwargs = dict(getattr(p, "__dict__", {}))
+                kwargs["requires_grad"] = p.requires_grad
+                module._parameters[name] = type(p)(p.to("meta"), **kwargs)
+
+        nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+
+    def __exit__(self, *exc: object) -> None:
+        nn.Module.register_parameter = self.original  # type: ignore[method-assign]
+
+
 @contextlib.contextmanager
-def meta_build() -> Iterator[None]:
-    """Build a model on the meta device without running any default initialisation::
+def meta_build(include_buffers: bool = False) -> Iterator[None]:
+    """Build a model with its parameters on the meta device, without running any default init::
 
         with initlab.meta_build():
             model = GPT(config)
         initlab.materialize(model, policy, seed=0)
 
-    Inside, tensors are created on ``meta`` (as under ``torch.device("meta")``), and
-    ``torch.nn.init`` functions and random in-place fills (``normal_``, ``uniform_``...) of
-    meta tensors return at once: on meta they compute nothing, yet torch's first ``normal_``
-    on meta imports torch._dynamo (1.8 s of a 2-core machine's time). Tensors created on a
-    real device (``device="cpu"``) are initialised as usual. Like ``torch.device``, it acts
-    on the current thread only.
+    Parameters go to ``meta`` and ``torch.nn.init`` functions and random in-place fills
+    (``normal_``, ``uniform_``...) of meta tensors return at once: on meta they compute nothing,
+    yet torch's first ``normal_`` on meta imports torch._dynamo (1.8 s of a 2-core machine's
+    time). Buffers are made for real by the module's own code, as accelerate's
+    ``init_empty_weights(include_buffers=False)`` does, so non-persistent buffers (rotary
+    frequencies, position ids, masks) need no initialiser and keep the dtype an eager build
+    gives them. Not thread-safe while active (it patches ``nn.Module.register_parameter``).
+
+    Args:
+        include_buffers: also put buffers on meta (everything is created under
+            ``torch.device("meta")``); ``materialize`` then needs to know every buffer's value
+            (the layer registry's, or ``buffers=``).
 
     Example:
         >>> import torch, initlab
         >>> from torch import nn
         >>> with initlab.meta_build():
         ...     m = nn.Linear(3, 2)
+        ...     bn = nn.BatchNorm1d(3)
         ...     on_cpu = torch.zeros(1, device="cpu")
         >>> m.weight.device.type, on_cpu.device.type
         ('meta', 'cpu')
+        >>> bn.weight.is_meta, bn.running_var.is_meta, bn.running_var.tolist()
+        (True, False, [1.0, 1.0, 1.0])
         >>> _ = initlab.materialize(m, "kaiming", 0)
         >>> m.weight.device.type, tuple(m.weight.shape)
         ('cpu', (2, 3))
+        >>> with initlab.meta_build(include_buffers=True):
+        ...     bn = nn.BatchNorm1d(3)
+        >>> bn.running_var.is_meta
+        True
     """
-    with torch.device("meta"), _SkipMetaInit():
+    if include_buffers:
+        with torch.device("meta"), _SkipMetaInit():
+            yield
+        return
+    with _ParamsToMeta(), _SkipMetaInit():
         yield
 
 
 def check_on_meta(model: nn.Module, what: str = "materialize") -> None:
-    """Raise :class:`MaterializeError` unless every parameter and buffer is on meta."""
-    tensors = [*model.named_parameters(), *model.named_buffers()]
-    real = [n for n, t in tensors if not t.is_meta]
+    """Raise :class:`MaterializeError` unless every parameter is on meta (buffers may be real:
+    ``meta_build()`` makes them with the module's own code)."""
+    real = [n for n, t in model.named_parameters() if not t.is_meta]
     if real:
         shown = ", ".join(real[:8]) + (f" and {len(real) - 8} more" if len(real) > 8 else "")
         raise MaterializeError(
             f"{what} expects a model built on the meta device (`with initlab.meta_build(): "
-            f"model = ...`), but {len(real)} tensor(s) already have storage: {shown}. "
+            f"model = ...`), but {len(real)} parameter(s) already have storage: {shown}. "
             "For a model that has storage use initlab.initialize(model, policy, seed)"
         )
 
@@ -143,7 +189,8 @@ def check_rows(report: InitReport, what: str = "materialize") -> None:
         raise MaterializeError(
             f"{what}: {len(left)} parameter(s) matched no rule or were excluded, and on the "
             f"meta device they have no values to keep: {', '.join(left)}. Add rules for them "
-            "or a default (Policy(..., unmatched='default', default='torch_default'))"
+            f"(initlab.Rule('normal:std=0.02', param={left[0]!r})) or a default that needs no "
+            "layer knowledge (Policy(..., unmatched='default', default='normal:std=0.02'))"
         )
 
 
@@ -260,7 +307,8 @@ def materialize(
         policy: a Policy, preset name, policy file path or dict (as for ``initialize``).
         seed: the seed of the per-parameter streams.
         device: where tensors are allocated (DTensor shards: the device mesh's device type).
-        dtype: the floating dtype of parameters and floating buffers (None: as built).
+        dtype: the floating dtype of the parameters (None: as built); buffers keep the dtype
+            they were built with, as in an eager build in that dtype.
         buffers: initialisers of buffers initlab does not know, by name or glob.
         strict: raise :class:`~initlab.plan.UnmatchedParametersError` for unmatched
             parameters (without it they raise :class:`MaterializeError` all the same).

@@ -285,7 +285,7 @@ def write_checkpoint(
         seed: the seed of the per-parameter streams.
         out_dir: a new or empty folder (with ``overwrite``, a full one is replaced once the
             new checkpoint is complete).
-        dtype: floating dtype of parameters and floating buffers (None: as built).
+        dtype: floating dtype of the parameters (None: as built); buffers keep their own.
         max_shard_bytes: the largest file size (a bigger single tensor gets its own file).
         progress: show a progress bar (rich) on the terminal.
         buffers: initialisers of buffers initlab does not know (see ``materialize``).

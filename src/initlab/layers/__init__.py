@@ -6,7 +6,8 @@ parameter its layout (fan axes), blocks, role, padding row and torch default
 (:mod:`.defaults`), and the values of the layer's buffers. :func:`compute_fans`
 (:mod:`.compute`) reads it; torch's built-in layers register in :mod:`.torch_nn`; transformers',
 timm's and torchvision's (by dotted class name, never importing them) in :mod:`.hf`,
-:mod:`.timm` and :mod:`.torchvision`.
+:mod:`.timm` and :mod:`.torchvision`; norms of any library (``*RMSNorm``/``*LayerNorm`` with a
+1-D weight) by duck typing in :mod:`.duck`.
 
 Example:
     >>> from torch import nn
@@ -15,7 +16,7 @@ Example:
     (64, 64, ['q', 'k', 'v'], 'weight')
 """
 
-from . import hf, timm, torch_nn, torchvision  # noqa: F401  (register the built-in layers)
+from . import duck, hf, timm, torch_nn, torchvision  # noqa: F401  (register the built-in layers)
 from .compute import compute_fans, explain_fans, layer_fans
 from .defaults import TORCH_INIT_KINDS, Draw, TorchInit, torch_draw
 from .registry import (

@@ -21,7 +21,8 @@ The family presets (``lecun``, ``kaiming``, ``xavier``) share one layout, in pri
    ``variance_scaling(1, fan_in, out_axis=0)`` (std 1/sqrt(embedding_dim)) add a rule first:
    ``Rule({"name": "variance_scaling", "mode": "fan_out", "distribution": "normal"},
    module="Embedding", param="weight")``.
-3. **Norm layers** (BatchNorm, InstanceNorm, LayerNorm, GroupNorm, RMSNorm): weight 1, bias 0.
+3. **Norm layers** (role norm_scale/norm_shift: BatchNorm, InstanceNorm, LayerNorm, GroupNorm,
+   RMSNorm, and any library's *RMSNorm/*LayerNorm with a 1-D weight): weight 1, bias 0.
 4. **Every other weight** (a parameter whose name ends in ``weight``, 2 to 5 dimensions:
    Linear, Bilinear, Conv*, MultiheadAttention's packed q/k/v per block...): the family scheme.
 5. **Every other bias** (name ends in ``bias``, 1-D): zero.
@@ -83,7 +84,8 @@ def register_preset(name: str, source: str = "-") -> Callable[[PresetFn], Preset
         >>> @register_preset("all_zeros", source="-")
         ... def all_zeros():
         ...     '''Every parameter 0.'''
-        ...     return Policy(rules=(Rule("zeros"),), name="all_zeros")
+        ...     from initlab.policy import Policy, Rule  # still callable after the doctest
+        ...     return Policy(rules=(Rule("zeros"),), name="all_zeros", description="all 0")
         >>> get_preset("all-zeros").rules[0].scheme.name
         'zeros'
         >>> _ = _PRESETS.pop("all_zeros"), _SOURCES.pop("all_zeros")  # keep the registry clean
@@ -266,8 +268,8 @@ def _family(name: str, weight: Any, description: str) -> Policy:
             Rule("xavier_uniform", module=RNNS, param="weight_hr*", id="rnn-projection"),
             Rule("zeros", module=RNNS, param="bias_*", id="rnn-bias"),
             Rule("torch_default", module=EMBEDDINGS, param="weight", id="embedding"),
-            Rule("ones", module=NORMS, param="weight", id="norm-weight"),
-            Rule("zeros", module=NORMS, param="bias", id="norm-bias"),
+            Rule("ones", role="norm_scale", id="norm-weight"),
+            Rule("zeros", role="norm_shift", id="norm-bias"),
             Rule(weight, param="*weight", ndim=(2, 3, 4, 5), id="weight"),
             Rule("zeros", param="*bias", ndim=1, id="bias"),
         ),

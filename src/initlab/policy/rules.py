@@ -13,6 +13,10 @@ class, shape, packed blocks) and matches when every criterion it sets holds:
 * ``ndim``: one rank or several; ``shape``: exact sizes, ``None`` entries are wildcards.
 * ``block``: one block of a packed parameter (``"f"``: an LSTM's forget gate; names from
   :func:`initlab.compute_fans`); never matches a parameter that lacks that block.
+* ``role``: what the parameter is to its layer, from the layer registry (one of
+  :data:`initlab.layers.ROLES`: ``"norm_scale"`` matches nn.LayerNorm's weight and any
+  ``*RMSNorm``/``*LayerNorm`` with a 1-D weight alike); never matches a parameter of an
+  unregistered layer.
 
 Patterns are globs (:func:`fnmatch.fnmatchcase`: ``*`` matches any run of characters, dots
 included; ``?`` one character; ``[abc]`` a set) or, when prefixed with ``re:``, regular
@@ -35,6 +39,7 @@ from typing import Any
 
 from torch import nn
 
+from ..layers.spec import ROLES
 from ..schemes.base import Scheme, get_scheme, list_schemes, resolve_name, scheme_class
 from ..schemes.base import aliases as scheme_aliases
 from ..syntax import SpecError, parse_spec
@@ -394,7 +399,7 @@ def scheme_to_data(scheme: Scheme) -> str | dict[str, Any]:
     return config["name"] if len(config) == 1 else config
 
 
-_MATCH_KEYS = ("module", "name", "param", "ndim", "shape", "block")
+_MATCH_KEYS = ("module", "name", "param", "ndim", "shape", "block", "role")
 
 
 # -- ParamInfo and Rule ------------------------------------------------------------------
@@ -409,6 +414,7 @@ class ParamInfo:
         module_type: the owning module's class.
         shape: the parameter's (logical) shape.
         block_names: the blocks of a packed parameter, from ``compute_fans`` (``("q","k","v")``).
+        role: the parameter's role from the layer registry (None: layer not registered).
 
     Example:
         >>> info = ParamInfo("rnn.weight_hh_l0", "rnn", "weight_hh_l0", nn.LSTM, (32, 8),
@@ -423,6 +429,7 @@ class ParamInfo:
     module_type: type
     shape: tuple[int, ...]
     block_names: tuple[str, ...] = ()
+    role: str | None = None
 
 
 def _int_tuple(value: Any, what: str, allow_none: bool = False) -> tuple[Any, ...]:
@@ -458,6 +465,7 @@ class Rule:
         ndim: the parameter's rank, or several.
         shape: exact sizes (None entries are wildcards).
         block: one block of a packed parameter (``"f"``, ``"q"``...).
+        role: the parameter's role in the layer registry (``"norm_scale"``, ``"embedding"``...).
         id: the rule's label in reports.
 
     Example:
@@ -477,6 +485,7 @@ class Rule:
     shape: tuple[int | None, ...] | None = None
     block: str | None = None
     id: str | None = None
+    role: str | None = None
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -500,6 +509,12 @@ class Rule:
             v = getattr(self, key)
             if v is not None and (not isinstance(v, str) or not v):
                 raise PolicyError(f"expected a non-empty string, got {v!r}", key)
+        if self.role is not None and self.role not in ROLES:
+            raise PolicyError(
+                f"unknown role {self.role!r}{did_you_mean(str(self.role), ROLES)}; roles are: "
+                f"{', '.join(ROLES)}",
+                "role",
+            )
 
     def matches(self, info: ParamInfo) -> bool:
         """Whether every criterion holds; a block rule also needs the parameter to have its block.
@@ -507,6 +522,8 @@ class Rule:
         ``block`` is otherwise ignored: which blocks a rule fills is :meth:`Policy.resolve`'s job.
         """
         if self.block is not None and self.block not in info.block_names:
+            return False
+        if self.role is not None and info.role != self.role:
             return False
         if self.ndim is not None:
             nd = (self.ndim,) if isinstance(self.ndim, int) else self.ndim
