@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .fans import Block, Fans, fans_from_axes, fans_from_shape
     from .gain import calculate_gain, gain
     from .layers import LayerSpec, Layout, ParamSpec, compute_fans, register_layer
-    from .plan import UnmatchedParametersError, plan
+    from .plan import GuessedFansError, UnmatchedParametersError, plan
     from .policy import (
         ParamInfo,
         Policy,
@@ -125,6 +125,7 @@ _EXPORTS: dict[str, str] = {
     "meta_build": ".execute",
     "canonical_name": ".syntax",
     "UnmatchedParametersError": ".plan",
+    "GuessedFansError": ".plan",
     "plan": ".plan",
     "ParamInfo": ".policy",
     "Policy": ".policy",
@@ -184,6 +185,7 @@ __all__ = [
     "SpecError",
     "TorchSource",
     "UnmatchedParametersError",
+    "GuessedFansError",
     "__version__",
     "achieved_std",
     "aliases",

@@ -65,11 +65,31 @@ class UnmatchedParametersError(ValueError):
 
 class GuessedFansError(PolicyError):
     """``strict=True`` and some parameters belong to layers the registry does not know, so their
-    fans would be guessed from the shape."""
+    fans would be guessed from the shape; nothing was written.
+
+    Example:
+        >>> import torch, initlab
+        >>> from torch import nn
+        >>> class Scale(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.s = nn.Parameter(torch.ones(2, 3))
+        >>> try:
+        ...     initlab.plan(Scale(), "xavier_uniform", strict=True)
+        ... except initlab.GuessedFansError as e:
+        ...     print(str(e)[:52])
+        strict: 1 parameter(s) belong to layers the layer re
+    """
 
 
 def guessed_fans_message(rows: list[ParamRow]) -> str:
     """What is guessed and the ``initlab.register_layer`` call that fixes it (class filled in).
+
+    Args:
+        rows: the plan's rows whose fans were guessed (``row.guessed``), at least one.
+
+    Returns:
+        One line: the parameters with their layer class and guessed fans, then the call.
 
     Example:
         >>> from torch import nn

@@ -38,7 +38,7 @@ class MaterializeError(ValueError):
         ... except initlab.MaterializeError as e:
         ...     print(type(e).__name__, e)
         MaterializeError materialize expects a model built on the meta device (...), but 2
-        tensor(s) already have storage: weight, bias. For a model that has storage use
+        parameter(s) already have storage: weight, bias. For a model that has storage use
         initlab.initialize(model, policy, seed)
     """
 
@@ -53,17 +53,22 @@ class BufferSpec:
         aliases: its other qualified names (a tied buffer).
         meta: the meta tensor it replaces (shape, dtype).
         init: the initialiser: a number, a tensor or a callable (see ``materialize``).
-        source: ``"user"`` or the known default that set it (``"BatchNorm1d.running_var"``).
+        source: ``"user"``, ``"built"`` (a real buffer the module made, kept as it is) or the
+            known default that set it (``"BatchNorm1d.running_var"``).
         persistent: whether it belongs to the state dict.
 
     Example:
         >>> import initlab
         >>> from torch import nn
-        >>> with initlab.meta_build():
+        >>> with initlab.meta_build(include_buffers=True):
         ...     bn = nn.BatchNorm1d(3)
         >>> spec = plan_buffers(bn)[1]
         >>> spec.qualname, spec.init, spec.source, spec.persistent
         ('running_var', 1, 'BatchNorm1d.running_var', True)
+        >>> with initlab.meta_build():  # buffers real: kept as the module built them
+        ...     bn = nn.BatchNorm1d(3)
+        >>> plan_buffers(bn)[1].source
+        'built'
     """
 
     qualname: str

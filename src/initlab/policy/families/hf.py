@@ -152,8 +152,9 @@ def gpt2(
         Rule(base, module=EMBEDDINGS, param="weight", id="embedding"),
         Rule(base, module=mha, param="*_proj_weight", id="attention-in-proj"),
         Rule("zeros", module=(*linear, mha), param="*bias", id="bias"),
-        Rule("ones", module=(LAYERNORM, "torch.nn.RMSNorm"), param="weight", id="norm-weight"),
-        Rule("zeros", module=LAYERNORM, param="bias", id="norm-bias"),
+        # by role: LayerNorm, RMSNorm and any duck-typed *Norm (nanoGPT's, a user's own)
+        Rule("ones", role="norm_scale", id="norm-weight"),
+        Rule("zeros", role="norm_shift", id="norm-bias"),
     ]
     return Policy(
         rules=tuple(rules),
