@@ -39,7 +39,7 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.execute.fsdp": None,
     "initlab.execute.inplace": None,
     "initlab.execute.meta": None,
-    "initlab.execute.safetensors": None,
+    "initlab.execute.checkpoint": None,
     "initlab.execute.shard": None,
     "initlab.layers.compute": None,
     "initlab.layers.defaults": None,

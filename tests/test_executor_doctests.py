@@ -12,7 +12,7 @@ MODULES = [
     "initlab.execute.fill",
     "initlab.execute.inplace",
     "initlab.execute.meta",
-    "initlab.execute.safetensors",
+    "initlab.execute.checkpoint",
     "initlab.execute.fsdp",
     "initlab.report",
 ]

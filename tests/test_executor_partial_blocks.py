@@ -11,7 +11,7 @@ from torch import nn
 import initlab
 from initlab import Policy, Rule
 from initlab.execute import MaterializeError, regenerate
-from initlab.execute.safetensors import CheckpointError, write_checkpoint
+from initlab.execute.checkpoint import CheckpointError, write_checkpoint
 from initlab.plan import UnmatchedParametersError
 
 

@@ -4,7 +4,7 @@
   measurement, progress) and the :class:`~.executor.Target` protocol;
 * :mod:`.fill`: the fill of one row into a tensor or a window (``fill_row``, ``regenerate``);
 * targets: :mod:`.inplace` (``initialize``), :mod:`.meta` (``materialize``, ``meta_build``),
-  :mod:`.safetensors` (``write_checkpoint``), with DTensor shards through :mod:`.shard`;
+  :mod:`.checkpoint` (``write_checkpoint``, safetensors), with DTensor shards through :mod:`.shard`;
   :mod:`.fsdp` is the sharded front end (``initialize_sharded``);
 * :mod:`.buffers`: buffers of meta-built models (the layer registry says how layers make them).
 """
@@ -15,7 +15,7 @@ from .fill import achieved_std, fill_row, regenerate, row_stream
 from .fsdp import initialize_sharded
 from .inplace import as_apply_fn, initialize
 from .meta import materialize, meta_build
-from .safetensors import CheckpointError, load_checkpoint, write_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, write_checkpoint
 from .shard import FullTensorNotice, ShardingError
 
 __all__ = [

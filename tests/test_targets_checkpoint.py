@@ -12,7 +12,7 @@ from torch import nn
 import initlab
 from archs import TinyLM, cnn
 from initlab.cli import main
-from initlab.execute.safetensors import (
+from initlab.execute.checkpoint import (
     INDEX_NAME,
     CheckpointError,
     load_checkpoint,
