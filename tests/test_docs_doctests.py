@@ -45,6 +45,7 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.layers.defaults": None,
     "initlab.layers.registry": None,
     "initlab.layers.spec": None,
+    "initlab.layers.weights": None,
     "initlab.policy.files": None,
     "initlab.policy.presets": None,
     "initlab.gain": None,

@@ -69,6 +69,56 @@ class Rendered:
         return dump_json(self.to_dict(), path, indent)
 
 
+@dataclasses.dataclass
+class SkippedLayer:
+    """A weight-bearing layer a tool (LSUV, a scheme comparison) left as it was, and why.
+
+    Attributes:
+        name: the layer's qualified name.
+        kind: its class name.
+        reason: why it was left.
+
+    Example:
+        >>> SkippedLayer("lm_head", "Linear", "weight tied to wte.weight").to_dict()["kind"]
+        'Linear'
+    """
+
+    name: str
+    kind: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+        return dataclasses.asdict(self)
+
+
+def skip_note(tool: str, skipped: list[SkippedLayer]) -> str | None:
+    """One line naming the layers a tool left as they were, grouped by layer kind, or None.
+
+    Args:
+        tool: the tool's name, first word of the line.
+        skipped: what it left, in order.
+
+    Returns:
+        ``"<tool> left N layer(s) as they were: Kind xK (names): reason; ..."`` (the reason
+        of a kind's first layer, up to three names), None when nothing was left.
+
+    Example:
+        >>> skip_note("lsuv_", [SkippedLayer("lm_head", "Linear", "weight tied to wte.weight")])
+        'lsuv_ left 1 layer(s) as they were: Linear x1 (lm_head): weight tied to wte.weight'
+    """
+    if not skipped:
+        return None
+    kinds: dict[str, list[SkippedLayer]] = {}
+    for s in skipped:
+        kinds.setdefault(s.kind, []).append(s)
+    parts = []
+    for kind, items in kinds.items():
+        names = ", ".join(x.name for x in items[:3]) + (", ..." if len(items) > 3 else "")
+        parts.append(f"{kind} x{len(items)} ({names}): {items[0].reason}")
+    return f"{tool} left {len(skipped)} layer(s) as they were: " + "; ".join(parts)
+
+
 @dataclasses.dataclass(frozen=True)
 class Thresholds:
     """Thresholds of the vanishing/exploding flags and of the saturation test (module docstring).
