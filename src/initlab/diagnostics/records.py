@@ -13,7 +13,8 @@ Definitions (every statistic is computed in float64 over the whole batch):
   clipping bounds for hardtanh/hardsigmoid, with ``level = saturation_level`` (0.99).
 
 Vanishing / exploding flags (Glorot & Bengio 2010; He et al. 2015) look at the **weight
-layers** (records of modules owning a >= 2-D weight: Linear, Conv, attention, ...), whose
+layers** (records of modules owning a parameter of role ``weight`` in the layer registry:
+Linear, Conv, transformers' Conv1D, attention, ...; see ``LayerRecord.has_weight``), whose
 outputs are the pre-activations:
 
 * forward ratio ``r_f = std(out of last weight layer) / std(out of first)``;
@@ -216,6 +217,9 @@ class WeightStats:
         grad_std: the std of dL/dW, or None.
         sv: its singular values, or None (< 2-D).
         blocks: singular values per packed block.
+        tied_to: for a tied parameter met again (GPT-2's ``lm_head.weight``), the qualified
+            name it was first recorded under; its singular values and gradient are given there
+            only, so a tied parameter is counted once.
 
     Example:
         >>> WeightStats("weight", (4, 3), 0.5, sv=SingularValues(2.0, 0.5, 4.0)).to_dict()["sv"]
@@ -228,6 +232,7 @@ class WeightStats:
     grad_std: float | None = None
     sv: SingularValues | None = None
     blocks: dict[str, SingularValues] = dataclasses.field(default_factory=dict)
+    tied_to: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-friendly dict (shape as a list)."""
@@ -238,6 +243,7 @@ class WeightStats:
             "grad_std": self.grad_std,
             "sv": None if self.sv is None else self.sv.to_dict(),
             "blocks": {k: v.to_dict() for k, v in self.blocks.items()},
+            "tied_to": self.tied_to,
         }
 
 
@@ -248,7 +254,7 @@ class LayerRecord:
     ``name`` is the module's qualified name (``"(root)"`` for the model itself), ``call`` the
     call index of that module (a module called twice has records with call 0 and 1).
     ``role`` is ``"activation"`` for activation modules, else ``"layer"``; ``has_weight`` is
-    True for modules owning a >= 2-D weight (their output is a pre-activation). Input
+    True for weight layers (their output is a pre-activation; see the attribute). Input
     statistics are taken before the module runs (so an in-place activation's input is its
     pre-activation). ``weights`` is filled on call 0 only. None means "not applicable" or "no
     gradient reached this tensor".
@@ -259,7 +265,10 @@ class LayerRecord:
         kind: the module's class name.
         call: the module's call index.
         role: ``"activation"`` or ``"layer"``.
-        has_weight: the module owns a >= 2-D weight.
+        has_weight: the module is a weight layer: it owns a parameter of role ``weight`` in the
+            layer registry (Linear, Conv, Conv1D, attention...; not an Embedding, whose
+            output is a row lookup), a >= 2-D parameter of a layer the registry does not
+            know, or a parametrization.
         input_shape: the first input tensor's shape; ``input_mean``, ``input_std`` its statistics.
         output_shape: the output's shape; ``output_mean``, ``output_std`` its statistics.
         unit_dim: the dimension of units (features/channels) in the output.
