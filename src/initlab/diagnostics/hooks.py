@@ -584,9 +584,10 @@ def diagnose(
     dL/d(output); per parameter (call 0): value std, std of dL/dW, largest/smallest singular
     value and condition number (per packed block too, from the layer registry's blocks: GPT-2's
     ``c_attn`` q/k/v, timm's ``qkv``); a tied parameter is measured once, where it is first
-    recorded (later owners list it with ``tied_to`` naming that place). The weight layers (``has_weight``) are the
-    modules owning a parameter of role ``weight`` in the layer registry (not Embeddings),
-    a >= 2-D parameter of a layer the registry does not know, or a parametrization. The
+    recorded (later owners list it with ``tied_to`` naming that place). The weight layers
+    (``has_weight``) are the modules owning a parameter of role ``weight`` in the layer
+    registry (not Embeddings), a >= 2-D parameter of a layer the registry does not know, or a
+    parametrization. The
     :class:`Diagnosis` flags forward
     and backward vanishing/exploding from the weight layers' std ratios (see
     :mod:`initlab.diagnostics.records`, Glorot & Bengio 2010, He et al. 2015).
