@@ -249,7 +249,7 @@ def compare_schemes(
     if not schemes:
         raise ValueError("compare_schemes needs at least one scheme")
     out: dict[str, Diagnosis] = {}
-    skipped: dict[tuple[str, str, str], SkippedLayer] = {}
+    skipped: dict[tuple[str, str], SkippedLayer] = {}  # each layer once, first reason
     for label, spec in schemes.items():
         if isinstance(model_or_factory, nn.Module):
             model = copy.deepcopy(model_or_factory)
@@ -274,7 +274,7 @@ def compare_schemes(
             bins=bins, singular_values=singular_values,
         )  # fmt: skip
         for x in left:
-            skipped.setdefault((x.name, x.kind, x.reason), x)
+            skipped.setdefault((x.name, x.kind), x)
     note = skip_note("compare_schemes", list(skipped.values()))
     if note:
         warnings.warn(note, UserWarning, stacklevel=2)
