@@ -56,3 +56,19 @@ def test_a_model_whose_input_cannot_be_told_is_one_line_error():
     assert "\n" not in str(e.value)
     assert example_inputs(nn.Linear(2, 2), 2) is None
     assert example_loss(nn.Linear(2, 2), None) == (None, None)
+
+
+class TimmLike(nn.Module):
+    """timm's faces without timm: a pretrained config of 224 and patches built for 32."""
+
+    def __init__(self, img_size: int | None) -> None:
+        super().__init__()
+        self.pretrained_cfg = {"input_size": (3, 224, 224)}
+        self.patch_embed = nn.Module()
+        if img_size is not None:
+            self.patch_embed.img_size = (img_size, img_size)
+
+
+def test_a_timm_model_gets_images_of_its_patches_size_else_its_config():
+    assert example_inputs(TimmLike(32), 2)["x"].shape == (2, 3, 32, 32)
+    assert example_inputs(TimmLike(None), 2)["x"].shape == (2, 3, 224, 224)

@@ -11,7 +11,8 @@
   with an orthogonal tied readout it equals ``0.5·|h|²`` of the final LayerNorm's output
   ``h``, whose gradient through the norm is zero.
 * **timm** (a model with a ``pretrained_cfg``/``default_cfg`` giving ``input_size``):
-  ``N(0, 1)`` images of that size.
+  ``N(0, 1)`` images of that size, or of its ``patch_embed.img_size`` when it has one (a ViT
+  built with ``img_size=32`` keeps the pretrained config's 224).
 * Anything else (the lab's zoo, factories, torchvision models): None, meaning "feed it the data
   set's examples" (for a torchvision image model, an image data set such as ``cifar10:PATH``).
 
@@ -72,7 +73,12 @@ def example_inputs(
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
     size = cfg.get("input_size") if isinstance(cfg, dict) else None
     if size is not None:
-        return {"x": torch.randn(batch_size, *(int(s) for s in size), generator=g)}
+        channels, h, w = (int(s) for s in size)
+        # a ViT/Swin built with img_size=32 keeps the pretrained config's 224: ask its patches
+        img = getattr(getattr(model, "patch_embed", None), "img_size", None)
+        if img is not None:
+            h, w = (img, img) if isinstance(img, int) else (int(img[0]), int(img[1]))
+        return {"x": torch.randn(batch_size, channels, h, w, generator=g)}
     return None
 
 
