@@ -121,3 +121,16 @@ def test_compare_refuses_a_token_id_model_in_one_line():
     assert res.exit_code == 2 and res.output.startswith("initlab: error: "), res.output
     assert "takes token ids" in res.output and "initlab diagnose" in res.output
     assert res.output.strip().count("\n") == 0
+
+
+def test_a_model_that_does_not_take_the_data_sets_examples_is_one_line(tmp_path):
+    factory = tmp_path / "images.py"
+    factory.write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())\n"
+    )
+    res = CliRunner().invoke(main, ["diagnose", "-m", f"{factory}:build", "-p", "kaiming"])
+    assert res.exit_code == 2 and res.output.startswith("initlab: error: "), res.output
+    assert "does not take the examples of data set 'digits' (shape (64,))" in res.output
+    assert "conv2d" in res.output and res.output.strip().count("\n") == 0

@@ -96,6 +96,16 @@ def diagnose_cmd(model: str, data: str, policy: tuple[str, ...], batch_size: int
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(dataset.x_train.shape[0], generator=g)[:batch_size]
         x, y = dataset.x_train[idx], dataset.y_train[idx]
+        try:  # one forward before the comparison: a model that takes other inputs says so here
+            with torch.no_grad():
+                probe.eval()(x[:2].clone())
+        except (RuntimeError, TypeError, ValueError, IndexError) as e:
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise click.UsageError(
+                f"model {model!r} does not take the examples of data set {data!r} (shape "
+                f"{tuple(x.shape[1:])}): {why}; choose a data set it takes with -d, or diagnose "
+                "it from Python with your own batch: initlab.diagnose(model, inputs)"
+            ) from None
 
     # Progress on stderr, only for a person at a terminal (FORCE_COLOR=1 forces it): stdout
     # stays the table or pure JSON.
