@@ -7,6 +7,8 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import initlab
@@ -169,3 +171,43 @@ def test_skipped_layer_kinds_are_named_in_one_warning_and_left_alone(snapshot, a
         "kind": "Kernel",
         "reason": rep.skipped[0].reason,
     }
+
+
+class Packed(nn.Module):
+    """A Linear packing ``n`` blocks along its output, registered with block names."""
+
+    def __init__(self, dim: int, n: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, n * dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dim=st.integers(1, 12),
+    scales=st.lists(st.floats(1e-3, 1e3), min_size=2, max_size=4),
+    tokens=st.booleans(),
+)
+def test_every_block_reaches_unit_variance_whatever_its_scale(dim, scales, tokens):
+    n = len(scales)
+    names = tuple(f"b{i}" for i in range(n))
+    spec = LayerSpec("test-packed", {"proj.weight": ParamSpec("weight", LINEAR, blocks=names)},
+                     children={"proj": {}})  # fmt: skip
+    initlab.register_layer(Packed, spec)
+    try:
+        model = Packed(dim, n)
+        with torch.no_grad():
+            for block, s in zip(model.proj.weight.split(dim, dim=0), scales, strict=True):
+                block.mul_(s)
+        shape = (64, 5, dim) if tokens else (256, dim)  # a sequence of tokens, or vectors
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+        rep = lsuv_(model, x, orthonormal_preinit=False, tol=1e-3, max_iter=5)
+    finally:
+        unregister_layer(Packed)
+    assert [x.block for x in rep.layers] == list(names) and rep.skipped == []
+    with torch.no_grad():
+        y = model(x).double()
+    for part in y.split(dim, dim=-1):
+        assert abs(float(part.var(correction=0)) - 1) < 1e-3
