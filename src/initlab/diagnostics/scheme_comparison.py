@@ -100,9 +100,13 @@ def _apply_scheme(
         for w in params:
             if w.role == "bias" and w.module in filled and w.tied_to is None:
                 w.tensor.zero_()
+    unknown: dict[tuple[str, str], list[str]] = {}
     for qual, kind in unknown_params(model):
-        skipped.append(SkippedLayer(qual.rpartition(".")[0] or "(root)", kind, (
-            f"the layer registry does not know {qual.rpartition('.')[2]} (its fans would be "
+        mod_name, _, pname = qual.rpartition(".")
+        unknown.setdefault((mod_name or "(root)", kind), []).append(pname)
+    for (mod_name, kind), pnames in unknown.items():
+        skipped.append(SkippedLayer(mod_name, kind, (
+            f"the layer registry does not know {', '.join(pnames)} (its fans would be "
             "guessed); teach it with initlab.register_layer"
         )))  # fmt: skip
     return skipped
@@ -165,9 +169,13 @@ class SchemeComparison(Rendered):
         ``layers="weights"`` (default) lists the weight layers (pre-activations), ``"all"``
         every recorded call. The caption gives each scheme's flags.
         """
+        from rich.markup import escape
         from rich.table import Table
 
-        caption = "\n".join([f"{k}: {d.summary()}" for k, d in self.diagnoses.items()] + self.notes)
+        caption = "\n".join(
+            [f"{k}: {d.summary()}" for k, d in self.diagnoses.items()]
+            + [escape(n) for n in self.notes]
+        )
         t = Table(title=title or f"scheme comparison (seed {self.seed})", caption=caption)
         t.add_column("depth", justify="right")
         t.add_column("layer")
