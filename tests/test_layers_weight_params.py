@@ -104,3 +104,10 @@ def test_a_module_reachable_twice_is_listed_once_and_shared_weights_are_ties():
     assert [(w.qualname, w.tied_to) for w in weight_params(model)] == [
         ("0.weight", None), ("3.weight", "0.weight")
     ]  # fmt: skip
+
+
+def test_roles_are_checked():
+    model = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
+    assert [w.qualname for w in weight_params(model, roles="norm_scale")] == ["1.weight"]
+    with pytest.raises(ValueError, match="unknown role.s. wieght; the registry's roles are weight"):
+        weight_params(model, roles=("wieght",))

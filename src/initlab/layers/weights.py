@@ -31,6 +31,7 @@ from torch.nn.parameter import is_lazy
 
 from ..fans import Block, Fans
 from .compute import compute_fans
+from .spec import ROLES
 
 __all__ = ["WeightParam", "unknown_params", "weight_params"]
 
@@ -112,13 +113,23 @@ def weight_params(
         Uninitialised lazy parameters and parameters with no registry rule are left out
         (:func:`unknown_params` lists the latter).
 
+    Raises:
+        ValueError: a role that is not one of :data:`~initlab.layers.spec.ROLES`.
+
     Example:
         >>> from transformers.pytorch_utils import Conv1D
         >>> [(w.qualname, w.fans.fan_in, w.fans.fan_out, [b.name for b in w.blocks])
         ...  for w in weight_params(nn.ModuleDict({"c_attn": Conv1D(192, 64)}))]
         [('c_attn.weight', 64, 64, ['q', 'k', 'v'])]
     """
+    if isinstance(roles, str):
+        roles = (roles,)
     wanted = None if roles is None else set(roles)
+    if wanted is not None and wanted - set(ROLES):
+        raise ValueError(
+            f"weight_params: unknown role(s) {', '.join(sorted(wanted - set(ROLES)))}; the "
+            f"registry's roles are {', '.join(ROLES)}"
+        )
     out = []
     for mod_name, module, pname, param, tied_to in _walk(model):
         fans = _registry_fans(model, mod_name, pname, param)
