@@ -109,5 +109,7 @@ def test_a_module_reachable_twice_is_listed_once_and_shared_weights_are_ties():
 def test_roles_are_checked():
     model = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
     assert [w.qualname for w in weight_params(model, roles="norm_scale")] == ["1.weight"]
-    with pytest.raises(ValueError, match="unknown role.s. wieght; the registry's roles are weight"):
+    with pytest.raises(
+        ValueError, match=r"unknown role\(s\) wieght; the registry.s roles are weight"
+    ):
         weight_params(model, roles=("wieght",))
