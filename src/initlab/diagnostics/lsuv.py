@@ -165,6 +165,8 @@ class LSUVReport(Rendered):
                 f"{self.target_var:g} ± {self.tol:g}")  # fmt: skip
         if self.not_executed:
             line += f"; {len(self.not_executed)} never called"
+        if self.skipped:
+            line += f"; {len(self.skipped)} skipped (.skipped)"
         return line
 
     def table(self, title: str | None = None) -> Table:
