@@ -151,6 +151,9 @@ def plan(
     Args:
         model: any ``nn.Module`` (a model on the meta device works).
         policy: a :class:`~initlab.policy.Policy`, a preset name, a policy file path or a dict.
+            Scheme parameters written as expressions (``std: "0.02 / sqrt(2 * n_layer)"``) are
+            evaluated with :func:`~initlab.policy.quantities.model_quantities` of ``model``;
+            the rows keep their text (``row.expressions``).
         seed: the seed whose per-parameter streams ``initialize`` would use (recorded).
         strict: raise :class:`UnmatchedParametersError` listing every unmatched parameter, and
             :class:`GuessedFansError` for parameters of layers the registry does not know
