@@ -287,6 +287,11 @@ def test_expressions_need_a_model_and_a_float_parameter():
     with pytest.raises(PolicyError, match="only allowed in a float parameter") as e:
         Rule({"name": "dirac", "groups": "n_layer"})
     assert e.value.path == "scheme.groups"
+    # the other parameters are checked at once, not when planned
+    with pytest.raises(PolicyError, match="mode 'bogus' is not supported") as e:
+        Rule({"name": "kaiming_normal", "mode": "bogus", "a": "n_layer"})
+    assert e.value.path == "scheme.mode"
+    assert Rule({"name": "uniform", "a": "-1 / width", "b": 0.5}).scheme.expressions.keys() == {"a"}
     assert Rule({"name": "trunc_normal", "b": "inf"}).scheme.b == math.inf  # JSON's infinity
 
 

@@ -352,12 +352,14 @@ class SchemeTemplate:
 
     @classmethod
     def make(cls, name: str, params: Mapping[str, Any]) -> SchemeTemplate:
-        """A template from a scheme name and parameters; string values that are not numbers
-        become :class:`Expression` (checked now; :class:`ExpressionError` names the key)."""
+        """A template from a scheme name and parameters; in the scheme's float parameters,
+        string values that are not numbers become :class:`Expression` (checked now;
+        :class:`ExpressionError` names the key)."""
         scheme = scheme_class(name)
+        floats = {f.name for f in dataclasses.fields(scheme) if "float" in str(f.type)}
         out = []
         for key, v in sorted(params.items()):
-            if is_expression(v):
+            if key in floats and is_expression(v):
                 try:
                     v = Expression(v)
                 except ExpressionError as e:

@@ -360,14 +360,35 @@ def as_scheme(value: Any) -> Scheme | SchemeTemplate:
             )
     if any(is_expression(v) and "float" in fields[k] for k, v in params.items()):
         try:
-            return SchemeTemplate.make(cls.name, params)
+            template = SchemeTemplate.make(cls.name, params)
         except ExpressionError as e:
             raise PolicyError(e.message, e.key) from None
+        _check_fixed(cls, template)
+        return template
     try:
         return get_scheme({"name": name, **params})
     except (TypeError, ValueError, KeyError) as e:
         msg = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
         raise PolicyError(f"invalid parameters: {msg}", _bad_field(msg, cls.name, params)) from None
+
+
+def _check_fixed(cls: type[Scheme], template: SchemeTemplate) -> None:
+    """Refuse now a bad parameter of ``template`` that is not an expression (the expressions
+    wait for a model): the scheme is tried with each expression's default value (or 1)."""
+    exprs = template.expressions
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    trial = {}
+    for key, v in template.args:
+        d = defaults.get(key)
+        stand_in = d if isinstance(d, (int, float)) and not isinstance(d, bool) else 1.0
+        trial[key] = stand_in if key in exprs else v
+    try:
+        get_scheme({"name": cls.name, **trial})
+    except (TypeError, ValueError, KeyError) as e:
+        msg = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+        key = _bad_field(msg, cls.name, trial)
+        if key is not None and key not in exprs:
+            raise PolicyError(f"invalid parameters: {msg}", key) from None
 
 
 def _bad_field(msg: str, scheme: str, params: Mapping[str, Any]) -> str | None:
