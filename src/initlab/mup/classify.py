@@ -14,8 +14,12 @@ vector      1-D (biases, norms) or no infinite  size / base size (1 when finite)
             dim at all
 ==========  ==================================  =======================================
 
-``width_mult`` follows the mup package's ``InfShape.width_mult`` (its last infinite dim, which for
-a torch (out, in) weight is fan_in when infinite, else fan_out). Input-like and vector-like
+A parameter of a layer the layer registry does not know (a bare ``nn.Parameter`` position table)
+has guessed fans; it is never a readout (with one infinite dim it is input-like, as mup treats
+any parameter with one infinite dim).
+
+``width_mult`` follows the mup package's ``InfShape.width_mult`` (its last infinite dim, which
+for a torch (out, in) weight is fan_in when infinite, else fan_out). Input-like and vector-like
 parameters are alike for muP; they keep separate names so the table reads as the paper's.
 
 Nothing is read from tensor attributes, only names and global shapes (``DTensor.shape`` is the
@@ -88,6 +92,8 @@ class Classified:
             (output-like there): its own module for an output weight, the head of a tied
             embedding.
         aliases: its other canonical names (tied parameters).
+        guessed: a parameter of 2+ dims of a layer the registry does not know: its fans are
+            torch's shape rule (dim 1 in, dim 0 out), and it is never taken for a readout.
 
     Example:
         >>> from torch import nn
@@ -107,6 +113,7 @@ class Classified:
     infinite_dims: tuple[int, ...]
     readouts: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    guessed: bool = False
 
 
 def occurrences(model: nn.Module) -> Iterator[tuple[str, str, nn.Module, nn.Parameter]]:
@@ -255,9 +262,9 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
             full = canonical(_join(mod_name, p2))
             if full != name and full not in aliases:
                 aliases.append(full)
-            if len(shape) < 2:
-                continue
             f = _fans(modules, mod_name, module, p2)
+            if len(shape) < 2 or f.rule == "shape-fallback":
+                continue
             bmod = base_modules.get(canonical(mod_name))
             bparam = getattr(bmod, p2, None) if bmod is not None else None
             if bparam is None:
@@ -265,6 +272,11 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
             bf = _fans(base_modules, canonical(mod_name), bmod, p2)  # type: ignore[arg-type]
             if f.fan_in != bf.fan_in and f.fan_out == bf.fan_out:
                 readouts.append(canonical(mod_name))
+        guessed = fans.rule == "shape-fallback" and len(shape) >= 2
+        if guessed and kind == "output":
+            # an unregistered layer's parameter (a bare position table): its fans are guessed,
+            # so it is no readout; one infinite dim is vector-like, as in mup (ninf == 1)
+            kind, readouts = "input", []
         if kind == "output" and len(readouts) < len(places[key]):
             # tied: also used where it is not a readout (an embedding); mup's MuSharedReadout
             # treats the weight as input-like and applies 1/width_mult at the readout
@@ -281,5 +293,6 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
             infinite_dims=dims,
             readouts=tuple(readouts),
             aliases=tuple(aliases),
+            guessed=guessed,
         )
     return out

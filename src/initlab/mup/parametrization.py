@@ -8,7 +8,7 @@ package's form, where a readout's input is multiplied by ``1/width_mult`` at for
 =======================  =================  =====================  ===================
 kind                     init std           Adam LR mult           SGD LR mult
 =======================  =================  =====================  ===================
-input (and finite)       base std           1                      fan_out mult
+input (and finite)       base std           1                      width_mult
 vector (biases, norms)   base std           1                      width_mult
 hidden                   base std/sqrt(wm)  1/wm                   fan_out/fan_in mult
 output, with multiplier  base std           1                      wm
@@ -371,9 +371,7 @@ def _lr_mults(c: Classified, readout: str) -> tuple[float, float]:
         return 1.0 / c.fan_in_mult, c.fan_out_mult / c.fan_in_mult
     if c.kind == "output":
         return (1.0, c.width_mult) if readout == "multiplier" else (1.0 / c.width_mult,) * 2
-    if c.kind == "input":
-        return 1.0, c.fan_out_mult
-    return 1.0, c.width_mult
+    return 1.0, c.width_mult  # input and vector: one infinite dim (mup's vector-like)
 
 
 def _rows(model: nn.Module, policy: Policy) -> dict[str, ParamRow]:
@@ -522,6 +520,13 @@ def mup(
             f"the init {init_name!r} leaves {len(left)} parameter(s) alone (no rule, or "
             f"excluded), so muP does not set their init: {', '.join(left[:6])}"
             f"{' ...' if len(left) > 6 else ''}"
+        )
+    guessed = [c.name for c in table.values() if c.guessed]
+    if guessed:
+        notes.append(
+            f"{', '.join(guessed[:6])}: layer(s) the layer registry does not know, fans guessed "
+            "from the shape (dim 1 in, dim 0 out); check their kinds, or register the layer "
+            "(initlab.register_layer)"
         )
     if no_std:
         notes.append(
