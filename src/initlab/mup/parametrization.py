@@ -458,7 +458,7 @@ def mup(
     no_std: list[str] = []
     left: list[str] = []
     for name, c in table.items():
-        row_t, row_b = rows_t[name], rows_b[name]
+        row_t, row_b = rows_t[name], rows_b[c.base_name]
         mode = readout if not (c.kind == "input" and c.readouts) else "multiplier"
         if c.kind == "output" and readout == "init" and c.aliases:
             mode = "multiplier"
@@ -512,14 +512,23 @@ def mup(
             aliases=c.aliases,
         )
     att = find_attention(model, ref, attention)
+    unset: dict[str, list[str]] = {}
     for a in att:
         if not a.settable:
-            notes.append(f"attention {a.module}: {a.reason}")
+            unset.setdefault(a.reason, []).append(a.module)
+    for reason, names in unset.items():
+        notes.append(f"attention {', '.join(names)}: {reason}")
     if left:
         notes.append(
             f"the init {init_name!r} leaves {len(left)} parameter(s) alone (no rule, or "
             f"excluded), so muP does not set their init: {', '.join(left[:6])}"
             f"{' ...' if len(left) > 6 else ''}"
+        )
+    if dep is None and any(c.base_name != c.name for c in table.values()):
+        notes.append(
+            "the model has more blocks than the base (their parameters are compared with the "
+            "base's block 0): muP scales width only; for depth transfer pass depth='sqrt' "
+            "(Depth-muP) or 'complete' (CompleteP)"
         )
     guessed = [c.name for c in table.values() if c.guessed]
     if guessed:
