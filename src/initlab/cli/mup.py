@@ -47,7 +47,7 @@ def _build(spec: str, hint: str) -> nn.Module:
 def mup_cmd(
     model_spec: str, base_spec: str, init: str | None, depth: str | None, as_json: bool
 ) -> None:
-    """The muP (width-aware) table of MODEL_SPEC against a base model.
+    """The muP table of a model against a base: kinds, stds, LRs.
 
     For example: initlab mup "hf:gpt2?n_layer=2&n_embd=256" --base "hf:gpt2?n_layer=2&n_embd=64"
     """
