@@ -31,7 +31,7 @@ def test_gpt2_branches_and_lr(rule, branch, lr):
     for name, p in m.params.items():
         width_only = {"hidden": 0.5}.get(p.kind, 1.0)  # width x2
         in_blocks = name.startswith("transformer.h.")
-        want = width_only * (lr if in_blocks and p.kind == "hidden" else 1.0)
+        want = width_only * (lr if in_blocks else 1.0)
         assert p.lr_mult_adam == want, name
         assert p.lr_mult_sgd == (2.0 if p.kind in ("input", "vector") else 1.0), name
     # the blocks beyond the base's depth are compared with its block 0: the same table

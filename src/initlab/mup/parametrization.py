@@ -305,7 +305,7 @@ class Mup:
             d = self.depth
             lines.append(
                 f"depth ({d.rule}, alpha={d.alpha:g}): L={d.depth} vs base {d.base_depth}; "
-                f"{len(d.branches)} branch(es) x {d.branch_mult:.4g}; hidden Adam LR in "
+                f"{len(d.branches)} branch(es) x {d.branch_mult:.4g}; Adam LR in "
                 f"{d.blocks} x {d.lr_mult_adam:.4g}"
             )
         lines.append("full muP" if self.full else "NOT full muP:")
@@ -483,7 +483,7 @@ def mup(
         else:
             left.append(name)
         adam, sgd = _lr_mults(c, mode)
-        if dep is not None and c.kind == "hidden" and name.startswith(in_blocks or ""):
+        if dep is not None and name.startswith(in_blocks or ""):
             adam *= dep.lr_mult_adam
         if mode == "multiplier":
             for r in c.readouts if c.kind in ("output", "input") else ():
