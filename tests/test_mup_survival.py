@@ -148,3 +148,23 @@ def start_method() -> str:
 def test_fsdp2_two_gloo_ranks(tmp_path, start_method: str) -> None:
     store = str(tmp_path / "store")
     mp.start_processes(_worker, args=(2, store), nprocs=2, start_method=start_method)
+
+
+def test_the_policy_drives_every_target(tmp_path):
+    """m.policy is an ordinary policy: in place, meta -> real and a safetensors checkpoint give
+    the same tensors (GPT-2 from config, tied embedding/head)."""
+    spec = "hf:gpt2?n_layer=1&n_head=2&vocab_size=32&n_positions=16&bos_token_id=0&eos_token_id=0"
+    with initlab.meta_build():
+        base = initlab.build_model(f"{spec}&n_embd=16")
+        meta, on_disk, loaded = (initlab.build_model(f"{spec}&n_embd=64") for _ in range(3))
+    real = initlab.build_model(f"{spec}&n_embd=64")
+    m = initlab.mup(meta, base)
+    initlab.initialize(real, m.policy, seed=1)
+    initlab.materialize(meta, m.policy, seed=1)
+    initlab.write_checkpoint(on_disk, m.policy, seed=1, out_dir=tmp_path / "ckpt", progress=False)
+    initlab.load_checkpoint(loaded, tmp_path / "ckpt")
+    for name, p in real.named_parameters():
+        assert torch.equal(p, meta.get_parameter(name)), name
+        assert torch.equal(p, loaded.get_parameter(name)), name
+    assert meta.lm_head.weight is meta.transformer.wte.weight
+    assert loaded.lm_head.weight is loaded.transformer.wte.weight
