@@ -58,3 +58,14 @@ def test_fans_of_an_hf_model_from_a_factory(tmp_path) -> None:  # type: ignore[n
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.output)
     assert (row["fan_in"], row["fan_out"], row["role"]) == (1, 1, "norm_scale")
+
+
+def test_fans_of_gpt2_c_attn_from_an_hf_spec() -> None:
+    pytest.importorskip("transformers", reason="HF models need transformers")
+    spec = "hf:gpt2?n_layer=2&n_embd=64&n_head=4&vocab_size=100&n_positions=32"
+    res = run("fans", spec, "transformer.h.0.attn.c_attn.weight")
+    assert res.exit_code == 0, res.output
+    # Conv1D [in, out]: 64 in, three blocks q/k/v of 64 outputs each, 192 for the tensor
+    assert "64 per block (192 in all)" in res.output and "q,k,v (3 x 64)" in res.output
+    (row,) = json.loads(run("fans", spec, "transformer.h.0.attn.c_attn.weight", "--json").output)
+    assert (row["fan_in"], row["fan_out"], [b[0] for b in row["blocks"]]) == (64, 64, list("qkv"))

@@ -68,8 +68,11 @@ def fans_cmd(module_expr: str, param: str | None, as_json: bool) -> None:
             else "-"
         )
         torch_pair = "n/a (1-D)" if r["torch"] is None else f"{r['torch'][0]}, {r['torch'][1]}"
+        # a packed tensor's blocks split its outputs: per block, and for the whole tensor
+        fan_out = (f"{r['fan_out']} per block ({r['fan_out'] * len(r['blocks'])} in all)"
+                   if r["blocks"] else str(r["fan_out"]))  # fmt: skip
         table.add_row(
-            r["param"], str(tuple(r["shape"])), str(r["fan_in"]), str(r["fan_out"]), blocks,
+            r["param"], str(tuple(r["shape"])), str(r["fan_in"]), fan_out, blocks,
             r["rule"], torch_pair,
         )  # fmt: skip
     console.print(table)
