@@ -158,7 +158,10 @@ def test_deprecated_preset_warns_in_one_line() -> None:
         (["plan", "nope:f", "-p", "kaiming"], "cannot import module 'nope'"),
         (["frobnicate"], "No such command 'frobnicate'"),
         (["plan", "mlp"], "Missing option '-p' / '--policy'"),
-        (["compare", "-o", "/proc/initlab-x"], "--out /proc/initlab-x: cannot write there"),
+        (["compare", "-o", "/proc/initlab-x"], "--out /proc/initlab-x: cannot write in /proc/"),
+        # init checks --out before building or filling anything: a .pt file or a shards folder
+        (["init", "-m", "mlp", "-p", "kaiming", "-o", "/proc/x.pt"], "--out /proc/x.pt: cannot"),
+        (["init", "-m", "mlp", "-p", "kaiming", "-o", "/proc/sh/"], "--out /proc/sh: cannot write"),
         (["gain", "nope"], "nope"),
     ],
 )

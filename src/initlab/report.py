@@ -219,7 +219,7 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class InitReport:
     """Rows for every parameter of a model, in ``named_parameters`` order (tied ones once).
 
@@ -375,6 +375,36 @@ class InitReport:
         console = Console(width=200, record=True, file=_NullFile())
         console.print(self.table())
         return console.export_text()
+
+    def summary(self) -> str:
+        """One line: parameter and value counts per status, the policy, seed and random source.
+
+        Example:
+            >>> import torch, initlab
+            >>> initlab.plan(torch.nn.Linear(4, 3), "kaiming", seed=0)
+            <InitReport: 2 parameters (15 values): 2 planned; policy kaiming, seed 0, rng keyed>
+        """
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        n = sum(math.prod(r.shape) for r in self.rows)
+        pol = self.policy.name if self.policy is not None and self.policy.name else "custom"
+        parts = ", ".join(f"{c} {k}" for k, c in counts.items())
+        line = (f"{len(self.rows)} parameters ({n:,} values): {parts}; policy {pol}, "
+                f"seed {self.seed}, rng {self.rng}")  # fmt: skip
+        if self.guessed:
+            line += f"; {len(self.guessed)} with guessed fans"
+        return line
+
+    # a shell or notebook shows one line, not every row (print() shows the table)
+    def __repr__(self) -> str:
+        return f"<InitReport: {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (f"<p><b>InitReport</b>: {html.escape(self.summary())}<br><i>print(report) "
+                "for the table, report.to_markdown() for Markdown</i></p>")  # fmt: skip
 
 
 class _NullFile:

@@ -127,15 +127,18 @@ def json_out_option(what: str = "the result") -> Callable[[F], F]:
     )
 
 
-def _writable_dir(folder: Path, flag: str) -> None:
-    """Create ``folder`` (and parents) and a file in it, then remove what this created."""
+def _writable_dir(folder: Path, flag: str, shown: Path | None = None) -> None:
+    """Create ``folder`` (and parents) and a file in it, then remove what this created.
+
+    ``shown`` is the path the user gave, named in the message (default ``folder``)."""
+    shown = folder if shown is None else shown
     created: list[Path] = []
     probe = folder
     while not probe.exists():
         created.append(probe)
         probe = probe.parent
     if not probe.is_dir():
-        raise click.UsageError(f"{flag} {folder}: {probe} is a file, not a folder")
+        raise click.UsageError(f"{flag} {shown}: {probe} is a file, not a folder")
     try:
         for d in reversed(created):
             d.mkdir()
@@ -143,7 +146,7 @@ def _writable_dir(folder: Path, flag: str) -> None:
             pass
     except OSError as e:
         raise click.UsageError(
-            f"{flag} {folder}: cannot write there ({e.strerror or e}); choose another folder"
+            f"{flag} {shown}: cannot write in {folder} ({e.strerror or e}); choose another place"
         ) from None
     finally:
         for d in created:
@@ -198,5 +201,5 @@ def check_out_file(file: str | os.PathLike[str], flag: str = "--json-out") -> Pa
     path = Path(file)
     if path.is_dir():
         raise click.UsageError(f"{flag} {path} is a folder; give a file name")
-    _writable_dir(path.parent, flag)
+    _writable_dir(path.parent, flag, path)
     return path

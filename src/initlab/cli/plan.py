@@ -19,7 +19,14 @@ from ..plan import UnmatchedParametersError, plan
 from ..policy import PolicyError
 from ..specs import build_model
 from ._common import console
-from .options import json_option, model_option, out_option, policy_option
+from .options import (
+    check_out_dir,
+    check_out_file,
+    json_option,
+    model_option,
+    out_option,
+    policy_option,
+)
 
 _MODEL_HELP = (
     "MODEL (the argument or -m/--model) is a zoo model (mlp, cnn:batchnorm=true, deep, resmlp), "
@@ -158,6 +165,11 @@ def init_cmd(
             f"--out {out!r} exists{' and is not empty' if path.is_dir() else ''}; "
             "pass --force to replace it"
         )
+    # before any work: a folder (sharded safetensors) or a file (.pt) we can write
+    if _is_folder(out):
+        check_out_dir(out)
+    else:
+        check_out_file(out, "--out")
     buffers = _load_buffers(buffers_file)
     if _is_folder(out):
         _stream(model, policy, seed, out, torch_dtype, _size(max_shard_size), strict, as_json,

@@ -86,7 +86,7 @@ class LSUVLayer:
         return dataclasses.asdict(self)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class LSUVReport(Rendered):
     """What :func:`lsuv_` did, layer by layer in execution order.
 
@@ -118,6 +118,15 @@ class LSUVReport(Rendered):
     def all_converged(self) -> bool:
         """Whether every rescaled layer met the tolerance."""
         return all(x.converged for x in self.layers)
+
+    def summary(self) -> str:
+        """One line: layers rescaled, how many converged, the target."""
+        done = sum(x.converged for x in self.layers)
+        line = (f"{len(self.layers)} layer(s) rescaled, {done} converged to {self.measure} "
+                f"{self.target_var:g} ± {self.tol:g}")  # fmt: skip
+        if self.not_executed:
+            line += f"; {len(self.not_executed)} never called"
+        return line
 
     def table(self, title: str | None = None) -> Table:
         """A rich Table, one row per layer; the caption counts the converged ones."""

@@ -29,6 +29,7 @@ invariant to the overall scale of the loss. All thresholds are fields of :class:
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 from pathlib import Path
@@ -58,11 +59,22 @@ class Rendered:
         """A JSON-friendly dict of the result (defined by each subclass)."""
         raise NotImplementedError
 
+    def summary(self) -> str:  # pragma: no cover - every subclass defines it
+        """One line: what the result says (defined by each subclass)."""
+        raise NotImplementedError
+
     def __rich__(self) -> Table:
         return self.table()
 
     def __str__(self) -> str:
         return render(self.table())
+
+    # a shell or notebook shows a short summary, not every record (print() shows the table)
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>{type(self).__name__}</b>: {html.escape(self.summary())}</p>"
 
     def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str:
         """JSON text of :meth:`to_dict`; also written to ``path`` when given."""
@@ -286,7 +298,7 @@ def ratio_and_factor(series: list[float | None]) -> tuple[float | None, float | 
     return r, (r ** (1.0 / (len(vals) - 1)) if r > 0 else 0.0)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Diagnosis(Rendered):
     """The records of one :func:`~initlab.diagnostics.diagnose` run and the flags derived from them.
 

@@ -69,7 +69,7 @@ def apply_scheme_(
                     m.bias.zero_()
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class SchemeComparison(Rendered):
     """The diagnoses of one model under several schemes (same inputs, same seed).
 
@@ -97,6 +97,15 @@ class SchemeComparison(Rendered):
 
     diagnoses: dict[str, Diagnosis]
     seed: int = 0
+
+    def summary(self) -> str:
+        """One line: the schemes and, for each, the forward ratio (last / first layer std)."""
+        parts = [f"{label} (forward ratio {fmt(d.forward_ratio)})"
+                 for label, d in self.diagnoses.items()]  # fmt: skip
+        n = len(self.layer_labels())
+        return f"{len(parts)} scheme(s) x {n} weight layer(s), seed {self.seed}: " + ", ".join(
+            parts
+        )
 
     def layer_labels(self, layers: str = "weights") -> list[str]:
         """Labels of the first diagnosis' weight-layer records (``layers="all"``: all records)."""

@@ -10,12 +10,12 @@
 """
 
 from .buffers import BufferInit, MaterializeError
+from .checkpoint import CheckpointError, load_checkpoint, write_checkpoint
 from .executor import Target, check_seed, execute
 from .fill import achieved_std, fill_row, regenerate, row_stream
 from .fsdp import initialize_sharded
 from .inplace import as_apply_fn, initialize
 from .meta import materialize, meta_build
-from .checkpoint import CheckpointError, load_checkpoint, write_checkpoint
 from .shard import FullTensorNotice, ShardingError
 
 __all__ = [
