@@ -13,11 +13,12 @@ ZOO_VENV  := .venv-zoo
 ZOO_PY    := $(ZOO_VENV)/bin/python
 ZOO_STAMP := $(ZOO_VENV)/.installed
 
-$(STAMP): pyproject.toml requirements-dev.txt
+$(STAMP): pyproject.toml requirements-dev.txt requirements-nodeps.txt
 	@echo "initlab: creating .venv and installing (about 3 minutes on 2 cores)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -e ".[dev,lab]"
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 $(ZOO_STAMP): pyproject.toml requirements-zoo.txt

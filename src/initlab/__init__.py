@@ -11,6 +11,8 @@
   and data-dependent LSUV init (package :mod:`initlab.diagnostics`).
 * ``initlab.materialize`` / ``initialize_sharded`` / ``write_checkpoint``: big models built on
   the meta device, DTensor/FSDP2 shards filled locally, safetensors streamed to disk.
+* ``initlab.mup`` / ``mup_param_groups``: width-aware parametrisation (muP) of any model against
+  a base model: an init policy, torch param groups, removable readout multipliers.
 
 Names are imported on first use (PEP 562), so ``import initlab`` and ``initlab --help`` load
 neither torch nor matplotlib until a name that needs them is used.
@@ -52,6 +54,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .fans import Block, Fans, fans_from_axes, fans_from_shape
     from .gain import calculate_gain, gain
     from .layers import LayerSpec, Layout, ParamSpec, compute_fans, register_layer
+    from .mup import Mup, MupError, MupHandle, MupParam, mup, mup_param_groups
     from .plan import GuessedFansError, UnmatchedParametersError, plan
     from .policy import (
         ParamInfo,
@@ -124,6 +127,12 @@ _EXPORTS: dict[str, str] = {
     "materialize": ".execute",
     "meta_build": ".execute",
     "canonical_name": ".syntax",
+    "Mup": ".mup",
+    "MupError": ".mup",
+    "MupHandle": ".mup",
+    "MupParam": ".mup",
+    "mup": ".mup",
+    "mup_param_groups": ".mup",
     "UnmatchedParametersError": ".plan",
     "GuessedFansError": ".plan",
     "plan": ".plan",
@@ -173,6 +182,10 @@ __all__ = [
     "Layout",
     "MaterializeError",
     "ModelError",
+    "Mup",
+    "MupError",
+    "MupHandle",
+    "MupParam",
     "ParamInfo",
     "ParamRow",
     "ParamSpec",
@@ -215,6 +228,8 @@ __all__ = [
     "lsuv_",
     "materialize",
     "meta_build",
+    "mup",
+    "mup_param_groups",
     "parse_spec",
     "plan",
     "preset_info",
