@@ -142,16 +142,15 @@ def lrsweep_cmd(
         )
     folder = check_out_dir(out) if out else default_out_dir("lrsweep")
     json_path = check_out_file(json_out) if json_out else None
+    # what a run's loss depends on besides its own key: other widths, rates or seeds add runs
     settings = {
         "task": task,
-        "widths": width_list,
-        "log2_lrs": lrs,
-        "seeds": seed_list,
         "steps": steps or spec.steps,
         "batch_size": batch_size or spec.batch_size,
         "optimizer": optimizer,
     }
-    done = _resume(folder, settings)
+    wanted = {(p, w, k, s) for p in params for w in width_list for k in lrs for s in seed_list}
+    done = [c for c in _resume(folder, settings) if c.key in wanted]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SETTINGS).write_text(json.dumps(settings, indent=2))
     status = Console(stderr=True, highlight=False)

@@ -383,6 +383,17 @@ def _stacked_update(
             p.sub_((lr / (1 - b1**step)) * m / denom)
 
 
+def _scaled(logits: Tensor, net: StackedNet, bias: str | None, mult: float) -> Tensor:
+    """The readout's output with its *input* multiplied by ``mult`` (muP's readout multiplier,
+    as ``MuReadout``): ``W (mult x) + b = mult (W x + b) + (1 - mult) b``."""
+    if mult == 1.0:
+        return logits
+    out = logits * mult
+    if bias is not None:
+        out = out + (1.0 - mult) * net.params[bias].unsqueeze(1)
+    return out
+
+
 def _digits_group(
     template: str,
     width: int,
@@ -411,6 +422,11 @@ def _digits_group(
                 "digits task needs the readout last"
             )
         readout = prep.readouts.get(last[-1], 1.0)
+        head_bias = (
+            f"{last[-1]}.bias"
+            if getattr(model.get_submodule(last[-1]), "bias", None) is not None
+            else None
+        )
         mults = prep.lr_mults
         models.append(model)
     net = StackedNet(models)
@@ -420,7 +436,7 @@ def _digits_group(
     state: dict[str, list[Tensor]] = {}
     for step in range(1, steps + 1):
         idx = torch.stack([torch.randint(0, n, (batch_size,), generator=g) for g in gens])
-        out = net.logits(data.x_train[idx]) * readout
+        out = _scaled(net.logits(data.x_train[idx]), net, head_bias, readout)
         losses = F.cross_entropy(out.flatten(0, 1), data.y_train[idx].flatten(), reduction="none")
         loss = losses.view(len(runs), -1).mean(1).sum()
         for p in net.params.values():
@@ -428,7 +444,7 @@ def _digits_group(
         loss.backward()
         _stacked_update(net.params, state, lrs, mults or {}, step, optimizer)
     with torch.no_grad():
-        out = net.logits_shared(data.x_train) * readout
+        out = _scaled(net.logits_shared(data.x_train), net, head_bias, readout)
         final = (
             F.cross_entropy(out.flatten(0, 1), data.y_train.repeat(len(runs)), reduction="none")
             .view(len(runs), -1)
