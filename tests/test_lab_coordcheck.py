@@ -97,12 +97,12 @@ def mlp_adam() -> CoordCheck:
 
 def test_sp_readout_grows_with_width_under_adam_and_mup_is_flat(mlp_adam):
     # Measured (2-core CPU, torch 2.13, 3 seeds, lr 1e-2, widths 64..1024, last step): SP head
-    # about +1.0 and fc2 about +0.6; muP every layer within 0.3 of 0. The thresholds leave a margin.
+    # about +1.0 and fc2 about +0.6; muP every layer within 0.1 of 0. The thresholds leave a margin.
     sp, mu = mlp_adam.slopes("sp"), mlp_adam.slopes("mup")
     assert sp["head"][-1] > 0.7
     assert sp["fc2"][-1] > 0.4
     assert abs(sp["fc1"][-1]) < 0.15  # the input layer is stable under SP too
     for layer in ("fc1", "fc2", "head"):
-        assert abs(mu[layer][-1]) < 0.3, (layer, mu[layer])
+        assert abs(mu[layer][-1]) < 0.2, (layer, mu[layer])
     assert set(mlp_adam.flagged("sp")) == {"fc2", "head"}
     assert mlp_adam.flagged("mup") == {}

@@ -80,9 +80,9 @@ def _table(cc: CoordCheck, param: str) -> Table:
 )
 @click.option(
     "--seeds",
-    default="3",
-    show_default=True,
-    help="A count (seeds 0..n-1) or comma-separated seeds, averaged.",
+    default=None,
+    help="A count (seeds 0..n-1) or comma-separated seeds, averaged (default 3; 1 for a "
+    "language model).",
 )
 @click.option(
     "--param",
@@ -115,6 +115,13 @@ def _table(cc: CoordCheck, param: str) -> Table:
     help="Folder for coordcheck.png and coordcheck.json (default: a new folder under "
     "./initlab-out).",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch threads (one is fastest for these small models on a shared machine).",
+)
 @json_option("the coordinate sizes, slopes and flags")
 @json_out_option("the coordinate sizes, slopes and flags")
 def coordcheck_cmd(
@@ -125,12 +132,13 @@ def coordcheck_cmd(
     steps: int,
     optimizer: str,
     lr: float | None,
-    seeds: str,
+    seeds: str | None,
     parametrisations: str,
     data: str,
     batch_size: int | None,
     threshold: float,
     out: str | None,
+    threads: int,
     as_json: bool,
     json_out: str | None,
 ) -> None:
@@ -146,7 +154,7 @@ def coordcheck_cmd(
         raise click.UsageError(f"two models given ({model_spec!r} and -m {model!r}); give one")
     template = family_template(model_spec or model or "mlp", width_field)
     width_list = parse_widths(widths)
-    seed_arg = parse_seeds(seeds)
+    seed_arg = parse_seeds(seeds) if seeds else None
     seed_list = list(range(seed_arg)) if isinstance(seed_arg, int) else seed_arg
     params = [p.strip() for p in parametrisations.split(",") if p.strip()]
     bad = [p for p in params if p not in PARAMETRISATIONS]
@@ -168,6 +176,7 @@ def coordcheck_cmd(
         data=data,
         batch_size=batch_size,
         threshold=threshold,
+        threads=threads,
         progress=lambda line: status.print(f"[dim]initlab: {line}[/dim]"),
     )
     folder.mkdir(parents=True, exist_ok=True)

@@ -106,6 +106,13 @@ def _table(sweep: LRSweep) -> Table:
     help="Folder for lrsweep.png, lrsweep.json and the runs (cells.jsonl); a folder "
     "holding an interrupted sweep with the same settings resumes it.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch threads (one is fastest for these small models on a shared machine).",
+)
 @json_option("the sweep (cells, curves, optima, verdict)")
 @json_out_option("the sweep")
 def lrsweep_cmd(
@@ -118,6 +125,7 @@ def lrsweep_cmd(
     optimizer: str,
     parametrisations: str,
     out: str | None,
+    threads: int,
     as_json: bool,
     json_out: str | None,
 ) -> None:
@@ -175,6 +183,7 @@ def lrsweep_cmd(
             optimizer=optimizer,
             done=done,
             on_cell=on_cell,
+            threads=threads,
             progress=lambda line: status.print(f"[dim]initlab: {line}[/dim]"),
         )
     record = sweep.to_dict()

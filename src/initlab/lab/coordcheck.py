@@ -42,6 +42,7 @@ from .width import (
     is_language_model,
     make_optimizer,
     prepare,
+    torch_threads,
 )
 
 __all__ = [
@@ -304,12 +305,13 @@ def coord_check(
     steps: int = 3,
     optimizer: str = "adam",
     lr: float | None = None,
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] | None = None,
     parametrisations: Sequence[str] = PARAMETRISATIONS,
     data: str = "digits",
     batch_size: int | None = None,
     seq_len: int = 64,
     threshold: float = DEFAULT_THRESHOLD,
+    threads: int | None = 1,
     progress: ProgressFn | None = None,
 ) -> CoordCheck:
     """Train the family at each width for ``steps`` updates and record its coordinate sizes.
@@ -322,12 +324,14 @@ def coord_check(
         steps: optimizer updates (records at steps 0 .. steps).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (no momentum).
         lr: the global learning rate (default :data:`DEFAULT_LR`).
-        seeds: seeds (init and batches) averaged.
+        seeds: seeds (init and batches) averaged (default 0, 1, 2; only 0 for a language
+            model, whose widest members cost the most).
         parametrisations: any of ``sp``, ``mup``.
         data: the lab data set for classification models (language models read stdlib text).
         batch_size: examples per step (default 64; 8 sequences for a language model).
         seq_len: tokens per sequence for a language model.
         threshold: ``|slope|`` above which a layer is flagged.
+        threads: torch threads while training (:func:`~initlab.lab.width.torch_threads`).
         progress: called with one line per (parametrisation, width).
 
     Returns:
@@ -337,7 +341,7 @@ def coord_check(
         WidthError: bad widths, steps, parametrisations, or a spec the family cannot build.
 
     Example:
-        >>> cc = coord_check("mlp:widths={width}-{width}", [16, 32], steps=1,
+        >>> cc = coord_check("mlp:widths={width}-{width}", [16, 32], steps=1, seeds=[0],
         ...                  parametrisations=["sp"], batch_size=8)
         >>> sorted(cc.coords["sp"]), len(cc.coords["sp"]["head"])
         (['fc1', 'fc2', 'head'], 2)
@@ -355,44 +359,48 @@ def coord_check(
     if optimizer not in DEFAULT_LR:
         raise WidthError(f"optimizer must be one of {', '.join(DEFAULT_LR)}, got {optimizer!r}")
     lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
-    seeds = list(seeds) or [0]
     probe = build_member(template, widths[0], meta=True)
     lm = is_language_model(probe)
+    seeds = ([0] if lm else [0, 1, 2]) if seeds is None else list(seeds) or [0]
     batch_size = batch_size or (8 if lm else 64)
     start = time.perf_counter()
     coords: dict[str, dict[str, list[list[float]]]] = {}
     notes: dict[str, list[str]] = {}
-    for param in parametrisations:
-        sums: dict[str, list[list[float]]] = {}
-        for wi, width in enumerate(widths):
-            for seed in seeds:
-                batches, shape, classes = _batches(probe, data, steps, batch_size, seq_len, seed)
-                model = build_member(template, width, shape, classes, seed=seed)
-                base = build_member(template, widths[0], shape, classes, meta=True)
-                prep = prepare(model, param, lr=lr, optimizer=optimizer, base=base, seed=seed)
-                notes[param] = prep.notes
-                opt = make_optimizer(optimizer, prep.param_groups)
-                rec = CoordRecorder(model)  # after the readout hooks: sees their output
-                model.train()
-                try:
-                    for t, (x, y) in enumerate(batches):
-                        loss = _loss(model, x, y)
-                        for layer, v in rec.take().items():
-                            rows = sums.setdefault(layer, [[0.0] * (steps + 1) for _ in widths])
-                            rows[wi][t] += v / len(seeds)
-                        if t == steps:
-                            break
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        opt.step()
-                finally:
-                    rec.remove()
-                    prep.remove()
-            if progress is not None:
-                progress(
-                    f"coordcheck: {param} width {width} done ({time.perf_counter() - start:.0f}s)"
-                )
-        coords[param] = sums
+    with torch_threads(threads):
+        for param in parametrisations:
+            sums: dict[str, list[list[float]]] = {}
+            for wi, width in enumerate(widths):
+                for seed in seeds:
+                    batches, shape, classes = _batches(
+                        probe, data, steps, batch_size, seq_len, seed
+                    )
+                    model = build_member(template, width, shape, classes, seed=seed)
+                    base = build_member(template, widths[0], shape, classes, meta=True)
+                    prep = prepare(model, param, lr=lr, optimizer=optimizer, base=base, seed=seed)
+                    notes[param] = prep.notes
+                    opt = make_optimizer(optimizer, prep.param_groups)
+                    rec = CoordRecorder(model)  # after the readout hooks: sees their output
+                    model.train()
+                    try:
+                        for t, (x, y) in enumerate(batches):
+                            loss = _loss(model, x, y)
+                            for layer, v in rec.take().items():
+                                rows = sums.setdefault(layer, [[0.0] * (steps + 1) for _ in widths])
+                                rows[wi][t] += v / len(seeds)
+                            if t == steps:
+                                break
+                            opt.zero_grad(set_to_none=True)
+                            loss.backward()
+                            opt.step()
+                    finally:
+                        rec.remove()
+                        prep.remove()
+                if progress is not None:
+                    progress(
+                        f"coordcheck: {param} width {width} done "
+                        f"({time.perf_counter() - start:.0f}s)"
+                    )
+            coords[param] = sums
     return CoordCheck(
         template,
         widths,

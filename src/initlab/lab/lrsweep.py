@@ -51,6 +51,7 @@ from .width import (
     build_member,
     make_optimizer,
     prepare,
+    torch_threads,
 )
 
 __all__ = [
@@ -510,6 +511,7 @@ def lr_sweep(
     optimizer: str = "adam",
     done: Iterable[Cell] = (),
     on_cell: Callable[[Cell], None] | None = None,
+    threads: int | None = 1,
     progress: Callable[[str], None] | None = None,
 ) -> LRSweep:
     """Train the task's family over widths x learning rates x seeds, under SP and muP.
@@ -525,6 +527,7 @@ def lr_sweep(
         optimizer: ``adam`` (or ``sgd``, plain, with muP's SGD rule).
         done: cells already measured (a resumed sweep): not run again.
         on_cell: called with every new cell as soon as it is measured.
+        threads: torch threads while training (:func:`~initlab.lab.width.torch_threads`).
         progress: called with one line per group of runs.
 
     Returns:
@@ -569,61 +572,66 @@ def lr_sweep(
         if on_cell is not None:
             on_cell(cell)
 
-    for param in parametrisations:
-        for width in widths:
-            todo = []
-            for k in lrs:
-                for seed in seeds:
-                    if (param, width, k, seed) in known:
-                        cells.append(known[(param, width, k, seed)])
-                    else:
-                        todo.append((k, seed))
-            if not todo:
-                continue
-            t0 = time.perf_counter()
-            if task == "digits":
-                n_params = sum(
-                    p.numel() for p in build_member(spec.model, width, meta=True).parameters()
-                )
-                size = max(1, _GROUP_FLOATS // max(1, n_params))
-                for i in range(0, len(todo), size):
-                    group = todo[i : i + size]
-                    losses = _digits_group(
-                        spec.model,
-                        width,
-                        param,
-                        group,
-                        widths[0],
-                        steps,
-                        batch_size,
-                        optimizer,
-                        notes,
+    with torch_threads(threads):
+        for param in parametrisations:
+            for width in widths:
+                todo = []
+                for k in lrs:
+                    for seed in seeds:
+                        if (param, width, k, seed) in known:
+                            cells.append(known[(param, width, k, seed)])
+                        else:
+                            todo.append((k, seed))
+                if not todo:
+                    continue
+                t0 = time.perf_counter()
+                if task == "digits":
+                    n_params = sum(
+                        p.numel() for p in build_member(spec.model, width, meta=True).parameters()
                     )
-                    for (k, seed), loss in zip(group, losses, strict=True):
+                    size = max(1, _GROUP_FLOATS // max(1, n_params))
+                    for i in range(0, len(todo), size):
+                        group = todo[i : i + size]
+                        losses = _digits_group(
+                            spec.model,
+                            width,
+                            param,
+                            group,
+                            widths[0],
+                            steps,
+                            batch_size,
+                            optimizer,
+                            notes,
+                        )
+                        for (k, seed), loss in zip(group, losses, strict=True):
+                            record(
+                                Cell(
+                                    param, width, k, seed, loss if math.isfinite(loss) else math.nan
+                                )
+                            )
+                else:
+                    for k, seed in todo:
+                        loss = _text_run(
+                            spec.model,
+                            width,
+                            param,
+                            k,
+                            seed,
+                            widths[0],
+                            steps,
+                            batch_size,
+                            spec.seq_len,
+                            optimizer,
+                            notes,
+                        )
                         record(
                             Cell(param, width, k, seed, loss if math.isfinite(loss) else math.nan)
                         )
-            else:
-                for k, seed in todo:
-                    loss = _text_run(
-                        spec.model,
-                        width,
-                        param,
-                        k,
-                        seed,
-                        widths[0],
-                        steps,
-                        batch_size,
-                        spec.seq_len,
-                        optimizer,
-                        notes,
+                if progress is not None:
+                    progress(
+                        f"lrsweep {task}: {param} width {width}: {len(todo)} runs in "
+                        f"{time.perf_counter() - t0:.0f}s"
                     )
-                    record(Cell(param, width, k, seed, loss if math.isfinite(loss) else math.nan))
-            if progress is not None:
-                progress(
-                    f"lrsweep {task}: {param} width {width}: {len(todo)} runs in "
-                    f"{time.perf_counter() - t0:.0f}s"
-                )
     return LRSweep(
         task, spec.model, widths, lrs, seeds, steps, cells, notes, time.perf_counter() - start
     )
