@@ -54,11 +54,19 @@ def plot_coordcheck(cc: CoordCheck, path: str | os.PathLike[str]) -> Path:
     layers = list(dict.fromkeys(layer for p in params for layer in cc.coords[p]))
     cmap = plt.get_cmap("tab20" if len(layers) > 10 else "tab10")
     colors = {layer: cmap(i % cmap.N) for i, layer in enumerate(layers)}
+    parts = [layer.split(".") for layer in layers]
+    common = 0
+    while len(layers) > 1 and all(
+        len(q) > common + 1 and q[common] == parts[0][common] for q in parts
+    ):
+        common += 1
+    prefix = ".".join(parts[0][:common])
+    short = {layer: layer[len(prefix) + 1 :] if prefix else layer for layer in layers}
     cols = cc.steps + 1
     fig, axes = plt.subplots(
         len(params),
         cols,
-        figsize=(2.6 * cols + 2.8, 2.5 * len(params)),
+        figsize=(2.6 * cols + 3.2, max(2.5, 0.14 * len(layers) + 0.6) * len(params)),
         squeeze=False,
         sharex=True,
     )
@@ -85,13 +93,17 @@ def plot_coordcheck(cc: CoordCheck, path: str | os.PathLike[str]) -> Path:
                 ax.set_ylabel("mean |x|", fontsize=8)
         handles = [
             plt.Line2D(
-                [], [], color=colors[layer], marker=".", label=f"{layer}: {slopes[layer][-1]:+.2f}"
+                [],
+                [],
+                color=colors[layer],
+                marker=".",
+                label=f"{short[layer]}: {slopes[layer][-1]:+.2f}",
             )
             for layer in cc.coords[p]
         ]
         axes[r][-1].legend(
             handles=handles,
-            title=f"{LABELS.get(p, p)} slope, last step",
+            title=f"{LABELS.get(p, p)} slope, last step" + (f"\n({prefix}.*)" if prefix else ""),
             fontsize=6,
             title_fontsize=7,
             loc="center left",
