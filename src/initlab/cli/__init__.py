@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gain": ("gain", "gain_cmd", "Gain of an activation: torch's and second-moment."),
     "plan": ("plan", "plan_cmd", "Show which rule would set every parameter of a model."),
     "init": ("plan", "init_cmd", "Initialise a model by a policy and save it."),
+    "mup": ("mup", "mup_cmd", "The muP table of a model against a base: kinds, stds, LRs."),
     "compare": ("compare", "compare_cmd", "Train one network under many init schemes and seeds."),
     "report": ("compare", "report_cmd", "Rebuild a compare folder's tables, curves and reports."),
     "diagnose": (

@@ -21,7 +21,7 @@ import math
 
 from torch import nn
 
-from .classify import MupError, canonical
+from .classify import MupError, base_name, canonical
 
 __all__ = ["ATTENTION_MODES", "AttentionScale", "find_attention"]
 
@@ -102,13 +102,19 @@ def find_attention(model: nn.Module, base: nn.Module, mode: str = "base") -> lis
             continue
         inside.append(name)
         cname = canonical(name)
-        bmod = base_modules.get(cname)
+        bname = base_name(cname, base_modules, module=True)
+        bmod = base_modules.get(bname) if bname is not None else None
         hd = _head_dim(module)
         bhd = _head_dim(bmod) if bmod is not None else None
         attr = next((a for a in _SCALE_ATTRS if isinstance(getattr(module, a, None), float)), None)
         cls = type(module).__name__
         if attr is None or hd is None or bhd is None:
-            what = "no logit scale attribute (scaling/scale)" if attr is None else "no head_dim"
+            if bmod is None:
+                what = "no counterpart in the base"
+            elif attr is None:
+                what = "no logit scale attribute (scaling/scale)"
+            else:
+                what = "no head_dim"
             out.append(
                 AttentionScale(
                     cname, False, attr, hd, bhd, 1.0,

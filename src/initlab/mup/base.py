@@ -7,7 +7,8 @@
   transformers models do): a copy of the config with those fields set, built on meta. Names
   are config fields (``n_embd``, ``hidden_size``, ``intermediate_size``...; transformers'
   ``attribute_map`` aliases work), plus ``"width"``: the config's ``hidden_size``, with
-  ``intermediate_size`` (or ``n_inner``) scaled by the same ratio when the config sets it.
+  ``intermediate_size`` (``n_inner``, ``ffn_dim``, ``d_ff``) and ``head_dim`` scaled by the same
+  ratio when the config sets them (so the number of heads stays).
   Models without a config refuse a map: pass a base model.
 """
 
@@ -59,7 +60,7 @@ def _build(cls: type, config: Any) -> nn.Module:
 
 def _width_fields(config: Any, ratio: float) -> dict[str, int]:
     out = {}
-    for name in ("intermediate_size", "n_inner", "ffn_dim", "d_ff"):
+    for name in ("intermediate_size", "n_inner", "ffn_dim", "d_ff", "head_dim"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
             out[name] = max(1, round(value * ratio))

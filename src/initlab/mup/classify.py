@@ -14,8 +14,12 @@ vector      1-D (biases, norms) or no infinite  size / base size (1 when finite)
             dim at all
 ==========  ==================================  =======================================
 
-``width_mult`` follows the mup package's ``InfShape.width_mult`` (its last infinite dim, which for
-a torch (out, in) weight is fan_in when infinite, else fan_out). Input-like and vector-like
+A parameter of a layer the layer registry does not know (a bare ``nn.Parameter`` position table)
+has guessed fans; it is never a readout (with one infinite dim it is input-like, as mup treats
+any parameter with one infinite dim).
+
+``width_mult`` follows the mup package's ``InfShape.width_mult`` (its last infinite dim, which
+for a torch (out, in) weight is fan_in when infinite, else fan_out). Input-like and vector-like
 parameters are alike for muP; they keep separate names so the table reads as the paper's.
 
 Nothing is read from tensor attributes, only names and global shapes (``DTensor.shape`` is the
@@ -27,14 +31,23 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from torch import nn
 
 from ..fans import Fans
 from ..layers import claims_child, compute_fans
 
-__all__ = ["KINDS", "WRAPPERS", "Classified", "MupError", "canonical", "classify", "occurrences"]
+__all__ = [
+    "KINDS",
+    "WRAPPERS",
+    "Classified",
+    "MupError",
+    "base_name",
+    "canonical",
+    "classify",
+    "occurrences",
+]
 
 #: the kinds of parameter, in the order of Tensor Programs V's Table 3
 KINDS: tuple[str, ...] = ("input", "hidden", "output", "vector")
@@ -78,6 +91,8 @@ class Classified:
 
     Attributes:
         name: the canonical qualified name (the first one, for tied parameters).
+        base_name: the base's parameter it is compared with (the same name, or block 0's in a
+            base with fewer blocks).
         module: the canonical name of the module that owns it.
         kind: one of :data:`KINDS`.
         shape, base_shape: the global shapes.
@@ -88,6 +103,8 @@ class Classified:
             (output-like there): its own module for an output weight, the head of a tied
             embedding.
         aliases: its other canonical names (tied parameters).
+        guessed: a parameter of 2+ dims of a layer the registry does not know: its fans are
+            torch's shape rule (dim 1 in, dim 0 out), and it is never taken for a readout.
 
     Example:
         >>> from torch import nn
@@ -97,6 +114,7 @@ class Classified:
     """
 
     name: str
+    base_name: str
     module: str
     kind: str
     shape: tuple[int, ...]
@@ -107,6 +125,7 @@ class Classified:
     infinite_dims: tuple[int, ...]
     readouts: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    guessed: bool = False
 
 
 def occurrences(model: nn.Module) -> Iterator[tuple[str, str, nn.Module, nn.Parameter]]:
@@ -183,6 +202,35 @@ def _entries(model: nn.Module) -> dict[str, tuple[str, str, tuple[int, ...], Fan
     return out
 
 
+def base_name(name: str, known: Mapping[str, object], module: bool = False) -> str | None:
+    """The base's name for a model's parameter or module name: itself, or, for a block the
+    shallower base lacks, the same name in block 0 (``h.7.mlp.c_fc`` -> ``h.0.mlp.c_fc``).
+    Only an index with a submodule after it is a block (``3.weight`` of a Sequential is not).
+
+    Args:
+        name: a canonical name of the model.
+        known: the base's canonical names (a dict or set).
+        module: ``name`` is a module's (else a parameter's, whose last part is no module).
+
+    Returns:
+        The base's name, or None when it has none.
+
+    Example:
+        >>> base_name("h.7.mlp.weight", {"h.0.mlp.weight": 0, "h.1.mlp.weight": 0})
+        'h.0.mlp.weight'
+    """
+    if name in known:
+        return name
+    segs = name.split(".")
+    inner = 1 if module else 2  # a submodule after the index (and the parameter's own name)
+    for i, seg in enumerate(segs):
+        if seg.isdigit() and seg != "0" and len(segs) - i - 1 >= inner:
+            candidate = ".".join([*segs[:i], "0", *segs[i + 1 :]])
+            if candidate in known:
+                return candidate
+    return None
+
+
 def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
     """Classify every parameter of ``model`` against the same-named parameter of ``base``.
 
@@ -207,14 +255,16 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
         [('0.weight', 'input', 4.0), ('2.weight', 'hidden', 4.0), ('4.weight', 'output', 4.0)]
     """
     target, ref = _entries(model), _entries(base)
-    missing = [n for n in target if n not in ref]
+    mapped = {n: base_name(n, ref) for n in target}
+    missing = [n for n, b in mapped.items() if b is None]
     if missing:
         raise MupError(
             f"the base model lacks parameter(s) {', '.join(missing[:5])}"
             f"{' ...' if len(missing) > 5 else ''}: build the base with the same class and "
             "depth as the model, changing only the widths"
         )
-    extra = [n for n in ref if n not in target]
+    hit = set(mapped.values())
+    extra = [n for n in ref if n not in hit]
     if extra:
         raise MupError(
             f"the base model has parameter(s) the model lacks: {', '.join(extra[:5])}; build "
@@ -232,7 +282,7 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
         if key in seen:
             continue
         seen[key] = name
-        _, _, base_shape, base_fans, _ = ref[name]
+        _, _, base_shape, base_fans, _ = ref[mapped[name]]  # type: ignore[index]
         if len(base_shape) != len(shape):
             raise MupError(
                 f"parameter {name} has shape {shape} but the base's has {base_shape}: the "
@@ -255,22 +305,29 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
             full = canonical(_join(mod_name, p2))
             if full != name and full not in aliases:
                 aliases.append(full)
-            if len(shape) < 2:
-                continue
             f = _fans(modules, mod_name, module, p2)
-            bmod = base_modules.get(canonical(mod_name))
+            if len(shape) < 2 or f.rule == "shape-fallback":
+                continue
+            bname = base_name(canonical(mod_name), base_modules, module=True)
+            bmod = base_modules.get(bname) if bname is not None else None
             bparam = getattr(bmod, p2, None) if bmod is not None else None
             if bparam is None:
                 continue
-            bf = _fans(base_modules, canonical(mod_name), bmod, p2)  # type: ignore[arg-type]
+            bf = _fans(base_modules, bname, bmod, p2)  # type: ignore[arg-type]  # type: ignore[arg-type]
             if f.fan_in != bf.fan_in and f.fan_out == bf.fan_out:
                 readouts.append(canonical(mod_name))
+        guessed = fans.rule == "shape-fallback" and len(shape) >= 2
+        if guessed and kind == "output":
+            # an unregistered layer's parameter (a bare position table): its fans are guessed,
+            # so it is no readout; one infinite dim is vector-like, as in mup (ninf == 1)
+            kind, readouts = "input", []
         if kind == "output" and len(readouts) < len(places[key]):
             # tied: also used where it is not a readout (an embedding); mup's MuSharedReadout
             # treats the weight as input-like and applies 1/width_mult at the readout
             kind = "input"
         out[name] = Classified(
             name=name,
+            base_name=mapped[name],  # type: ignore[arg-type]
             module=mod,
             kind=kind,
             shape=shape,
@@ -281,5 +338,6 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
             infinite_dims=dims,
             readouts=tuple(readouts),
             aliases=tuple(aliases),
+            guessed=guessed,
         )
     return out

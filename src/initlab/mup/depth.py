@@ -6,11 +6,14 @@
 
 Each residual branch's output (the last layer of each attention and MLP branch) is multiplied by
 ``m_L^-alpha``, with ``m_L = L / L_base`` the depth multiplier (L: the number of blocks, read
-from the longest ``nn.ModuleList`` of same-class blocks). Under Adam the parameters inside the
-blocks that are matrix-like (hidden) get their LR multiplied by ``m_L^(alpha-1)`` (CompleteP's
-Table 1: 1/sqrt(m_L) for Depth-muP, 1 for CompleteP); vector-like parameters and those outside
-the blocks keep theirs. SGD's LR gets no depth factor (Tensor Programs VI, Depth-muP for SGD).
-Everything is 1 when the model has the base's depth.
+from the longest ``nn.ModuleList`` of same-class blocks). Under Adam every parameter inside the
+blocks (weights, biases, norms) gets its LR multiplied by ``m_L^(alpha-1)`` (CompleteP's rule:
+1/sqrt(m_L) for Depth-muP, 1 for CompleteP; the reference implementations, e.g. EleutherAI's
+nanoGPT-mup ``completep`` branch, apply it to all block parameters); parameters outside the
+blocks (embeddings, final norm, readout) keep theirs. SGD's LR gets no depth factor (Tensor
+Programs VI, Depth-muP for SGD). Adam's epsilon, which CompleteP also scales
+(by ``m_N^-1 m_L^-alpha``), is not set here: pass it to the optimizer. Everything is 1 when the
+model has the base's depth.
 
 The branch layers are found by name inside each block: by default ``attn.c_proj``,
 ``mlp.c_proj`` (GPT-2), ``self_attn.o_proj``, ``mlp.down_proj`` (Llama, Mistral, Qwen2),
@@ -52,7 +55,7 @@ class Depth:
         blocks: the canonical name of the block list.
         depth, base_depth: L and L_base.
         branch_mult: the residual-branch multiplier, (L_base/L)^alpha.
-        lr_mult_adam: the Adam LR factor of hidden parameters inside the blocks,
+        lr_mult_adam: the Adam LR factor of the parameters inside the blocks,
             (L/L_base)^(alpha-1).
         branches: the canonical names of the branch modules whose output is multiplied.
 

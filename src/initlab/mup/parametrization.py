@@ -8,7 +8,7 @@ package's form, where a readout's input is multiplied by ``1/width_mult`` at for
 =======================  =================  =====================  ===================
 kind                     init std           Adam LR mult           SGD LR mult
 =======================  =================  =====================  ===================
-input (and finite)       base std           1                      fan_out mult
+input (and finite)       base std           1                      width_mult
 vector (biases, norms)   base std           1                      width_mult
 hidden                   base std/sqrt(wm)  1/wm                   fan_out/fan_in mult
 output, with multiplier  base std           1                      wm
@@ -305,7 +305,7 @@ class Mup:
             d = self.depth
             lines.append(
                 f"depth ({d.rule}, alpha={d.alpha:g}): L={d.depth} vs base {d.base_depth}; "
-                f"{len(d.branches)} branch(es) x {d.branch_mult:.4g}; hidden Adam LR in "
+                f"{len(d.branches)} branch(es) x {d.branch_mult:.4g}; Adam LR in "
                 f"{d.blocks} x {d.lr_mult_adam:.4g}"
             )
         lines.append("full muP" if self.full else "NOT full muP:")
@@ -371,9 +371,7 @@ def _lr_mults(c: Classified, readout: str) -> tuple[float, float]:
         return 1.0 / c.fan_in_mult, c.fan_out_mult / c.fan_in_mult
     if c.kind == "output":
         return (1.0, c.width_mult) if readout == "multiplier" else (1.0 / c.width_mult,) * 2
-    if c.kind == "input":
-        return 1.0, c.fan_out_mult
-    return 1.0, c.width_mult
+    return 1.0, c.width_mult  # input and vector: one infinite dim (mup's vector-like)
 
 
 def _rows(model: nn.Module, policy: Policy) -> dict[str, ParamRow]:
@@ -460,7 +458,7 @@ def mup(
     no_std: list[str] = []
     left: list[str] = []
     for name, c in table.items():
-        row_t, row_b = rows_t[name], rows_b[name]
+        row_t, row_b = rows_t[name], rows_b[c.base_name]
         mode = readout if not (c.kind == "input" and c.readouts) else "multiplier"
         if c.kind == "output" and readout == "init" and c.aliases:
             mode = "multiplier"
@@ -485,7 +483,7 @@ def mup(
         else:
             left.append(name)
         adam, sgd = _lr_mults(c, mode)
-        if dep is not None and c.kind == "hidden" and name.startswith(in_blocks or ""):
+        if dep is not None and name.startswith(in_blocks or ""):
             adam *= dep.lr_mult_adam
         if mode == "multiplier":
             for r in c.readouts if c.kind in ("output", "input") else ():
@@ -514,14 +512,30 @@ def mup(
             aliases=c.aliases,
         )
     att = find_attention(model, ref, attention)
+    unset: dict[str, list[str]] = {}
     for a in att:
         if not a.settable:
-            notes.append(f"attention {a.module}: {a.reason}")
+            unset.setdefault(a.reason, []).append(a.module)
+    for reason, names in unset.items():
+        notes.append(f"attention {', '.join(names)}: {reason}")
     if left:
         notes.append(
             f"the init {init_name!r} leaves {len(left)} parameter(s) alone (no rule, or "
             f"excluded), so muP does not set their init: {', '.join(left[:6])}"
             f"{' ...' if len(left) > 6 else ''}"
+        )
+    if dep is None and any(c.base_name != c.name for c in table.values()):
+        notes.append(
+            "the model has more blocks than the base (their parameters are compared with the "
+            "base's block 0): muP scales width only; for depth transfer pass depth='sqrt' "
+            "(Depth-muP) or 'complete' (CompleteP)"
+        )
+    guessed = [c.name for c in table.values() if c.guessed]
+    if guessed:
+        notes.append(
+            f"{', '.join(guessed[:6])}: layer(s) the layer registry does not know, fans guessed "
+            "from the shape (dim 1 in, dim 0 out); check their kinds, or register the layer "
+            "(initlab.register_layer)"
         )
     if no_std:
         notes.append(
