@@ -84,3 +84,10 @@ def test_lrsweep_tiny_grid_json_and_resume(tmp_path):
     assert len((out / "cells.jsonl").read_text().splitlines()) == 12
     res = run(*args[:-2], "--steps", "4", "-o", str(out))
     assert res.exit_code == 2 and "holds a sweep with other settings" in res.output
+
+
+def test_coordcheck_needs_a_language_model_head(tmp_path):
+    res = run("coordcheck", "hf:bert?num_hidden_layers=1&num_attention_heads=2&hidden_size={width}"
+              "&intermediate_size=64&vocab_size=256", "--widths", "16,32", "--steps", "1",
+              "--param", "sp", "-o", str(tmp_path))  # fmt: skip
+    assert res.exit_code == 2 and "gives no next-token logits" in res.output, res.output

@@ -293,7 +293,12 @@ def _batches(
 
 def _loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     if is_language_model(model):
-        logits = model(input_ids=x).logits
+        logits = getattr(model(input_ids=x), "logits", None)
+        if logits is None or logits.shape[-1] != model.config.vocab_size:
+            raise WidthError(
+                f"{type(model).__name__} gives no next-token logits; build the family with a "
+                "language-model head (e.g. 'hf:gpt2?head=causal_lm&...')"
+            )
         return F.cross_entropy(logits.flatten(0, 1), y.flatten())
     return F.cross_entropy(model(x), y)
 
