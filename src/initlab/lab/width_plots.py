@@ -182,14 +182,15 @@ def plot_lrsweep(sweep: LRSweep, path: str | os.PathLike[str]) -> Path:
         ax.set_xlabel("log2 learning rate", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("training loss after the last step", fontsize=9)
+    axes[0][0].set_ylabel("training loss after the last step (log)", fontsize=9)
     if finite:
-        top = max(lowest) * 1.05 if lowest else max(finite)
-        axes[0][0].set_ylim(min(finite) * 0.9, top)
+        top = max(lowest) * 1.1 if lowest else max(finite)
+        axes[0][0].set_yscale("log")
+        axes[0][0].set_ylim(min(finite) * 0.8, top)
     axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.suptitle(
         f"learning-rate sweep, task {sweep.task}: {sweep.steps} steps, "
-        f"{len(sweep.seeds)} seed(s); circles: each width's optimum",
+        f"{len(sweep.seeds)} seed(s)\ncircles: each width's optimum",
         fontsize=10,
     )
     fig.tight_layout()
