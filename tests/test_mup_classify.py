@@ -8,6 +8,8 @@ import re
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import initlab
@@ -249,3 +251,36 @@ def test_bad_input_is_a_clear_error():
     m = initlab.mup(_mlp(128), _mlp(64))
     with pytest.raises(MupError, match="not in the model"):
         m.attach(nn.Sequential(nn.Linear(2, 2)))
+
+
+def _net3(w: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(5, w), nn.Tanh(), nn.Linear(w, 2 * w), nn.Tanh(), nn.Linear(2 * w, 3)
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    base=st.integers(2, 40),
+    target=st.integers(2, 40),
+    delta=st.integers(2, 40),
+)
+def test_multipliers_follow_the_width_ratio(base, target, delta):
+    """With a delta model (mup's set_base_shapes(delta=...)), the kinds do not depend on the
+    widths, and every multiplier is the width ratio's power from Table 3; at the base width
+    every multiplier is 1 and the policy is the base init itself (no Scaled rule)."""
+    assume(delta != base)
+    m = initlab.mup(_net3(target), _net3(base), delta=_net3(delta))
+    kinds = [p.kind for p in m.params.values()]
+    assert kinds == ["input", "vector", "hidden", "vector", "output", "vector"]
+    r = target / base
+    hid, out, inp = m.params["2.weight"], m.params["4.weight"], m.params["0.weight"]
+    assert math.isclose(hid.lr_mult_adam, 1 / r, rel_tol=1e-15)
+    assert math.isclose(hid.init_std, hid.base_std / math.sqrt(r), rel_tol=1e-12)
+    assert (inp.lr_mult_adam, out.lr_mult_adam) == (1.0, 1.0)
+    assert inp.lr_mult_sgd == out.lr_mult_sgd == m.params["0.bias"].lr_mult_sgd == r
+    assert m.readouts == {"4": 1 / r}
+    assert (out.init_std, inp.init_std) == (out.base_std, inp.base_std)
+    if target == base:
+        assert all(p.lr_mult_adam == p.lr_mult_sgd == 1.0 for p in m.params.values())
+        assert not any(rule.scheme.name == "scaled" for rule in m.policy.rules)

@@ -177,14 +177,14 @@ def _shape_fans(shape: tuple[int, ...]) -> Fans:
     return Fans(shape[1] * rest, shape[0] * rest, rule="shape-fallback")
 
 
-def _kind(shape: tuple[int, ...], base_shape: tuple[int, ...], fin: float, fout: float) -> str:
-    if len(shape) < 2:
+def _kind(ndim: int, inf_in: bool, inf_out: bool) -> str:
+    if ndim < 2:
         return "vector"
-    if fin != 1.0 and fout != 1.0:
+    if inf_in and inf_out:
         return "hidden"
-    if fout != 1.0:
+    if inf_out:
         return "input"
-    if fin != 1.0:
+    if inf_in:
         return "output"
     return "vector"
 
@@ -231,20 +231,53 @@ def base_name(name: str, known: Mapping[str, object], module: bool = False) -> s
     return None
 
 
-def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
+def _check_names(target: dict, ref: dict, what: str) -> dict[str, str]:
+    mapped = {n: base_name(n, ref) for n in target}
+    missing = [n for n, b in mapped.items() if b is None]
+    if missing:
+        raise MupError(
+            f"the {what} model lacks parameter(s) {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}: build the {what} with the same class and "
+            "depth as the model, changing only the widths"
+        )
+    hit = set(mapped.values())
+    extra = [n for n in ref if n not in hit]
+    if extra:
+        raise MupError(
+            f"the {what} model has parameter(s) the model lacks: {', '.join(extra[:5])}; build "
+            f"the {what} with the same class and depth as the model, changing only the widths"
+        )
+    return mapped  # type: ignore[return-value]
+
+
+def _infinite(shape: tuple[int, ...], fans: Fans, ref_shape: tuple[int, ...], ref: Fans):
+    """(fan_in infinite, fan_out infinite) from a comparison of two widths."""
+    if len(shape) < 2:
+        return False, bool(shape) and shape[0] != ref_shape[0]
+    return fans.fan_in != ref.fan_in, fans.fan_out != ref.fan_out
+
+
+def classify(
+    model: nn.Module, base: nn.Module, delta: nn.Module | None = None
+) -> dict[str, Classified]:
     """Classify every parameter of ``model`` against the same-named parameter of ``base``.
+
+    Which dims are infinite is read from ``model`` against ``base``, or, when ``delta`` (a third
+    model of another width, as the mup package's ``set_base_shapes(delta=...)``) is given, from
+    ``delta`` against ``base``: then a model at the base's own width is still labelled right
+    (its multipliers are all 1 either way).
 
     Args:
         model: the model (any device, meta included; sharded, compiled or wrapped).
         base: the base model (built on meta is fine) with the same parameter names.
+        delta: optionally, the model at another width, to tell which dims scale.
 
     Returns:
         canonical name -> :class:`Classified`, one entry per parameter (tied parameters once,
         under their first name), in the model's order.
 
     Raises:
-        MupError: names that differ between the two models, ranks that differ, or more than
-            two infinite fans.
+        MupError: names that differ between the models, or ranks that differ.
 
     Example:
         >>> from torch import nn
@@ -253,52 +286,47 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
         >>> table = classify(net(256), net(64))
         >>> [(n, c.kind, c.width_mult) for n, c in table.items() if n.endswith("weight")]
         [('0.weight', 'input', 4.0), ('2.weight', 'hidden', 4.0), ('4.weight', 'output', 4.0)]
+        >>> [c.kind for c in classify(net(64), net(64), delta=net(32)).values()][::2]
+        ['input', 'hidden', 'output']
     """
     target, ref = _entries(model), _entries(base)
-    mapped = {n: base_name(n, ref) for n in target}
-    missing = [n for n, b in mapped.items() if b is None]
-    if missing:
-        raise MupError(
-            f"the base model lacks parameter(s) {', '.join(missing[:5])}"
-            f"{' ...' if len(missing) > 5 else ''}: build the base with the same class and "
-            "depth as the model, changing only the widths"
-        )
-    hit = set(mapped.values())
-    extra = [n for n in ref if n not in hit]
-    if extra:
-        raise MupError(
-            f"the base model has parameter(s) the model lacks: {', '.join(extra[:5])}; build "
-            "the base with the same class and depth as the model, changing only the widths"
-        )
+    mapped = _check_names(target, ref, "base")
+    dref = _entries(delta) if delta is not None else None
+    dmapped = _check_names(target, dref, "delta") if dref is not None else None
     # readout occurrences: each (module, param) place a parameter is used, tied ones included
     places: dict[int, list[tuple[str, str, nn.Module]]] = {}
     modules = dict(model.named_modules())
     for mod_name, pname, module, param in occurrences(model):
         places.setdefault(id(param), []).append((mod_name, pname, module))
     base_modules = {canonical(n): m for n, m in base.named_modules()}
+    delta_modules = {canonical(n): m for n, m in delta.named_modules()} if delta else {}
     out: dict[str, Classified] = {}
     seen: dict[int, str] = {}
     for name, (mod, _, shape, fans, key) in target.items():
         if key in seen:
             continue
         seen[key] = name
-        _, _, base_shape, base_fans, _ = ref[mapped[name]]  # type: ignore[index]
+        _, _, base_shape, base_fans, _ = ref[mapped[name]]
         if len(base_shape) != len(shape):
             raise MupError(
                 f"parameter {name} has shape {shape} but the base's has {base_shape}: the "
                 "ranks must agree (build the base with the same class, only narrower)"
             )
-        dims = tuple(i for i, (a, b) in enumerate(zip(shape, base_shape, strict=True)) if a != b)
+        other, other_fans = shape, fans  # what tells the infinite dims: model or delta
+        if dref is not None and dmapped is not None:
+            _, _, other, other_fans, _ = dref[dmapped[name]]
+            if len(other) != len(shape):
+                raise MupError(f"parameter {name}: the delta's rank differs ({other})")
+        inf_in, inf_out = _infinite(other, other_fans, base_shape, base_fans)
+        dims = tuple(i for i, (a, b) in enumerate(zip(other, base_shape, strict=True)) if a != b)
         if len(shape) < 2:
             fin, fout = 1.0, (shape[0] / base_shape[0] if shape else 1.0)
         else:
             fin = fans.fan_in / base_fans.fan_in
             fout = fans.fan_out / base_fans.fan_out
-        kind = _kind(shape, base_shape, fin, fout)
+        kind = _kind(len(shape), inf_in, inf_out)
         # mup's InfShape.width_mult: the last infinite dim (fan_in for a torch (out, in) weight)
-        wm = fin if fin != 1.0 else fout
-        if kind == "vector" and len(shape) >= 2:
-            wm = 1.0
+        wm = fin if inf_in else fout if inf_out else 1.0
         readouts = []
         aliases = []
         for mod_name, p2, module in places[key]:
@@ -308,13 +336,8 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
             f = _fans(modules, mod_name, module, p2)
             if len(shape) < 2 or f.rule == "shape-fallback":
                 continue
-            bname = base_name(canonical(mod_name), base_modules, module=True)
-            bmod = base_modules.get(bname) if bname is not None else None
-            bparam = getattr(bmod, p2, None) if bmod is not None else None
-            if bparam is None:
-                continue
-            bf = _fans(base_modules, bname, bmod, p2)  # type: ignore[arg-type]  # type: ignore[arg-type]
-            if f.fan_in != bf.fan_in and f.fan_out == bf.fan_out:
+            other = delta_modules if delta is not None else None
+            if _is_readout(canonical(mod_name), p2, f, base_modules, other):
                 readouts.append(canonical(mod_name))
         guessed = fans.rule == "shape-fallback" and len(shape) >= 2
         if guessed and kind == "output":
@@ -327,7 +350,7 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
             kind = "input"
         out[name] = Classified(
             name=name,
-            base_name=mapped[name],  # type: ignore[arg-type]
+            base_name=mapped[name],
             module=mod,
             kind=kind,
             shape=shape,
@@ -341,3 +364,25 @@ def classify(model: nn.Module, base: nn.Module) -> dict[str, Classified]:
             guessed=guessed,
         )
     return out
+
+
+def _is_readout(
+    mod_name: str,
+    pname: str,
+    fans: Fans,
+    base_modules: dict[str, nn.Module],
+    delta_modules: dict[str, nn.Module] | None,
+) -> bool:
+    """Whether the parameter, used in this module, has an infinite fan_in and a finite fan_out."""
+    bname = base_name(mod_name, base_modules, module=True)
+    bmod = base_modules.get(bname) if bname is not None else None
+    if bmod is None or getattr(bmod, pname, None) is None:
+        return False
+    bf = _fans(base_modules, bname, bmod, pname)  # type: ignore[arg-type]
+    if delta_modules is not None:
+        dname = base_name(mod_name, delta_modules, module=True)
+        dmod = delta_modules.get(dname) if dname is not None else None
+        if dmod is None or getattr(dmod, pname, None) is None:
+            return False
+        fans = _fans(delta_modules, dname, dmod, pname)  # type: ignore[arg-type]
+    return fans.fan_in != bf.fan_in and fans.fan_out == bf.fan_out

@@ -9,11 +9,11 @@ Weight decay. With decoupled decay (AdamW: ``p -= lr * wd * p``) the decay per s
 ``lr * wd``, so it scales with the LR multiplier unless ``wd`` is scaled back:
 
 * ``decay="independent"`` (default): ``wd`` is divided by the LR multiplier, so ``lr * wd``
-  per step is the base's for every parameter. This is what the mup package does (``MuAdam``
-  multiplies matrix-like groups' ``weight_decay`` by width_mult as it divides their LR;
-  ``MuSGD`` likewise, mup/optim.py), and the "independent" weight decay of Wortsman et al. 2023
-  (https://arxiv.org/abs/2309.14322), who found that decay not tied to the LR keeps the optimal
-  LR steady across scales.
+  per step is the base's for every parameter, whatever its muP LR. This is what the mup package
+  does (``MuAdam`` multiplies matrix-like groups' ``weight_decay`` by width_mult as it divides
+  their LR; ``MuSGD`` likewise; mup/optim.py), and it follows the "independent" weight decay of
+  Wortsman et al. 2023 (https://arxiv.org/abs/2309.14322): the decay per step is not tied to
+  the (per-parameter) LR.
 * ``decay="coupled"``: ``wd`` as given for every group, so the decay per step (``lr * wd``)
   scales with each parameter's LR multiplier (what plain AdamW with muP LRs does).
 

@@ -388,6 +388,7 @@ def mup(
     init: str | Policy | None = None,
     optimizer: str = "adam",
     depth: str | None = None,
+    delta: BaseLike | None = None,
     readout: str = "multiplier",
     attention: str = "base",
     depth_branches: tuple[str, ...] | None = None,
@@ -406,6 +407,9 @@ def mup(
         optimizer: ``"adam"`` (Adam/AdamW) or ``"sgd"``: the default of
             :func:`~initlab.mup_param_groups`.
         depth: None, ``"sqrt"`` (Depth-muP) or ``"complete"`` (CompleteP), see :mod:`.depth`.
+        delta: optionally the model at a third width (same forms as ``base``), as mup's
+            ``set_base_shapes(delta=...)``: the infinite dims are those where it differs from
+            the base, so a model at the base's width is labelled right too.
         readout: ``"multiplier"`` (mup's MuReadout form; needs :meth:`Mup.attach`) or
             ``"init"`` (Table 3 as printed: output std and LR divided by width_mult, no hook;
             tied embeddings still need the multiplier).
@@ -437,7 +441,7 @@ def mup(
     if readout not in READOUT_MODES:
         raise MupError(f"readout must be one of {', '.join(READOUT_MODES)}, got {readout!r}")
     ref = base_model(model, base)
-    table = classify(model, ref)
+    table = classify(model, ref, None if delta is None else base_model(model, delta))
     notes: list[str] = []
     init_name = init if isinstance(init, str) else getattr(init, "name", None) or "custom"
     if init is None:
