@@ -113,3 +113,15 @@ def test_lr_sweep_rejects_bad_settings():
         lr_sweep("digits", widths=[8])
     with pytest.raises(WidthError, match="two learning rates"):
         lr_sweep("digits", widths=[8, 16], log2_lrs=[-5])
+
+
+def test_text_task_trains_gpt2_on_stdlib_text():
+    s = lr_sweep("text", widths=[16, 32], log2_lrs=[-20, -6], seeds=[0], steps=3)
+    losses = s.losses("mup")
+    assert set(losses) == {16, 32} and s.parametrisations == ["sp", "mup"]
+    # 3 steps at 2^-20 leave the byte model at its init loss, ln(256) = 5.55 give or take;
+    # 2^-6 has learned something
+    for p in ("sp", "mup"):
+        for row in s.losses(p).values():
+            assert abs(row[-20] - 5.55) < 0.5 and row[-6] < row[-20] - 0.3
+    assert s.notes["mup"] == []
