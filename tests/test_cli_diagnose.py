@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from initlab.cli import main
@@ -89,3 +90,47 @@ def test_diagnose_progress_on_a_terminal_only_and_never_in_json(tmp_path, monkey
     monkeypatch.delenv("FORCE_COLOR")
     res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "c")])
     assert res.exit_code == 0 and "diagnosing" not in res.output  # not a terminal: quiet
+
+
+GPT2 = (
+    "hf:gpt2?n_layer=2&n_embd=64&n_head=4&vocab_size=128&n_positions=32"
+    "&bos_token_id=0&eos_token_id=0"
+)
+
+
+def test_diagnose_an_hf_language_model_sees_its_conv1d_layers(tmp_path):
+    pytest.importorskip("transformers")
+    res = CliRunner().invoke(main, [
+        "diagnose", "-m", GPT2, "-p", "kaiming,lsuv", "--batch-size", "8", "--json",
+        "-o", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output[res.output.index("{") :])
+    assert list(data["diagnoses"]) == ["kaiming", "lsuv"]
+    rows = [r for r in data["rows"] if r["scheme"] == "kaiming"]
+    assert [r["kind"] for r in rows] == ["Conv1D"] * 8 + ["Linear"]
+    # the LM is diagnosed on token ids with its next-token cross-entropy (a custom loss_fn)
+    assert data["diagnoses"]["kaiming"]["loss_name"] == "custom"
+    lsuv = [r["output_std"] for r in data["rows"] if r["scheme"] == "lsuv"][:8]
+    assert all(abs(s - 1) < 0.05 for s in lsuv), lsuv
+
+
+def test_compare_refuses_a_token_id_model_in_one_line():
+    pytest.importorskip("transformers")
+    res = CliRunner().invoke(main, ["compare", "-m", GPT2, "-p", "kaiming", "--seeds", "1"])
+    assert res.exit_code == 2 and res.output.startswith("initlab: error: "), res.output
+    assert "takes token ids" in res.output and "initlab diagnose" in res.output
+    assert res.output.strip().count("\n") == 0
+
+
+def test_a_model_that_does_not_take_the_data_sets_examples_is_one_line(tmp_path):
+    factory = tmp_path / "images.py"
+    factory.write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())\n"
+    )
+    res = CliRunner().invoke(main, ["diagnose", "-m", f"{factory}:build", "-p", "kaiming"])
+    assert res.exit_code == 2 and res.output.startswith("initlab: error: "), res.output
+    assert "does not take the examples of data set 'digits' (shape (64,))" in res.output
+    assert "conv2d" in res.output and res.output.strip().count("\n") == 0

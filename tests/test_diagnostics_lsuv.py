@@ -212,7 +212,8 @@ def test_report_serialisation_and_validation():
     data = json.loads(rep.to_json())
     assert data["all_converged"] and len(data["layers"]) == 2
     assert set(data["layers"][0]) == {"name", "kind", "iterations", "initial_var", "final_var",
-                                      "scale", "converged"}  # fmt: skip
+                                      "scale", "converged", "block"}  # fmt: skip
+    assert data["layers"][0]["block"] is None and data["skipped"] == []
     assert rep.to_dict() == data and "LSUV" in str(rep) and rep.table().row_count == 2
     for bad in ({"tol": 0}, {"max_iter": -1}, {"target_var": 0}, {"measure": "rms"}):
         with pytest.raises(ValueError):

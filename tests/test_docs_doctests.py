@@ -52,6 +52,7 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.layers.defaults": None,
     "initlab.layers.registry": None,
     "initlab.layers.spec": None,
+    "initlab.layers.weights": None,
     "initlab.policy.files": None,
     "initlab.policy.presets": None,
     "initlab.gain": None,
@@ -78,6 +79,7 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.schemes.orthogonal": None,
     "initlab.schemes.structured": None,
     "initlab.schemes.variance": None,
+    "initlab.sources.inputs": None,
     # lab: the comparison, its statistics, verdict, figures and reports in full; of the rest,
     # what initlab.lab re-exports (lab/results and trainer are still to reach the standard)
     "initlab.lab.data": ("load_dataset",),

@@ -1,4 +1,11 @@
-"""``initlab diagnose``: signal propagation at init for several schemes on one network."""
+"""``initlab diagnose``: signal propagation at init for several schemes on one network.
+
+The model is any model spec (:func:`initlab.build_model`). Its batch is the data set's
+examples, except for a model that says what it takes (:mod:`initlab.sources.inputs`: random
+token ids of an ``hf:`` language model's vocabulary, with the next-token cross-entropy for an
+LM head, a fixed random readout for other ``hf:`` models; images of an ``hf:`` vision model's
+or a timm model's input size).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from ..diagnostics import compare_schemes, lsuv_, plot_histograms, plot_propagat
 from ..execute import initialize
 from ..lab.data import load_dataset
 from ..lab.entries import Entry, resolve_entry
+from ..sources.inputs import example_inputs, example_loss
 from ..specs import build_model
 from ._common import console, default_out_dir
 from .options import (
@@ -36,7 +44,14 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 
 @click.command("diagnose", cls=Command)
-@model_option(default="deep:depth=30,width=256,activation=relu", show_default=True)
+@model_option(
+    default="deep:depth=30,width=256,activation=relu",
+    show_default=True,
+    help="mlp[:widths=256-128,activation=relu], cnn[:batchnorm=true], "
+    "deep[:depth=30,activation=tanh], resmlp, pkg.module:factory / file.py:factory, or a "
+    "library model: 'hf:gpt2?n_layer=2&n_embd=64' (fed random token ids or images from its "
+    "config), timm:NAME, torchvision:NAME.",
+)
 @data_option(default="digits", show_default=True)
 @deprecated_alias("--dataset", "data", "--data")
 @policy_option(
@@ -70,11 +85,27 @@ def diagnose_cmd(model: str, data: str, policy: tuple[str, ...], batch_size: int
     folder = check_out_dir(out) if out else default_out_dir("diagnose")
     json_path = check_out_file(json_out) if json_out else None
     dataset = load_dataset(data, seed=seed)
-    build_model(model, dataset.input_shape, dataset.num_classes)  # fail early on a bad spec
+    probe = build_model(model, dataset.input_shape, dataset.num_classes)  # fail early
     entries = [resolve_entry(spec) for spec in _split(policy) or DEFAULT_ENTRIES]
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(dataset.x_train.shape[0], generator=g)[:batch_size]
-    x, y = dataset.x_train[idx], dataset.y_train[idx]
+    own = example_inputs(probe, batch_size, seed)
+    loss_fn = None
+    if own is not None:  # the model's own inputs (token ids, images), its own loss
+        x = own
+        y, loss_fn = example_loss(probe, own, seed)
+    else:
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(dataset.x_train.shape[0], generator=g)[:batch_size]
+        x, y = dataset.x_train[idx], dataset.y_train[idx]
+        try:  # one forward before the comparison: a model that takes other inputs says so here
+            with torch.no_grad():
+                probe.eval()(x[:2].clone())
+        except (RuntimeError, TypeError, ValueError, IndexError) as e:
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise click.UsageError(
+                f"model {model!r} does not take the examples of data set {data!r} (shape "
+                f"{tuple(x.shape[1:])}): {why}; choose a data set it takes with -d, or diagnose "
+                "it from Python with your own batch: initlab.diagnose(model, inputs)"
+            ) from None
 
     # Progress on stderr, only for a person at a terminal (FORCE_COLOR=1 forces it): stdout
     # stays the table or pure JSON.
@@ -95,7 +126,7 @@ def diagnose_cmd(model: str, data: str, policy: tuple[str, ...], batch_size: int
         return build_model(model, dataset.input_shape, dataset.num_classes)
 
     inits = {e.label: init_for(i, e) for i, e in enumerate(entries, 1)}
-    cmp = compare_schemes(factory, inits, x, y, seed=seed)
+    cmp = compare_schemes(factory, inits, x, y, loss_fn, seed=seed)
     if show:
         status.print("[dim]initlab: plotting[/dim]")
     folder.mkdir(parents=True, exist_ok=True)

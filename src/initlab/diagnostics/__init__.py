@@ -6,6 +6,10 @@
 * :func:`plot_propagation`, :func:`plot_histograms`: figures of a comparison (matplotlib).
 * :func:`lsuv_`: layer-sequential unit-variance init (Mishkin & Matas 2016).
 
+Each tool acts on the weight-bearing layers the layer registry knows
+(:func:`initlab.layers.weight_params`: Linear, Conv, transformers' Conv1D, packed q/k/v block by
+block...), handles a tied weight once, and names what it leaves as it was in one line.
+
 The plotting functions import matplotlib only when called (it is an optional dependency).
 """
 

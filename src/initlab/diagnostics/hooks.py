@@ -11,7 +11,9 @@ used (they do not support in-place outputs). Gradients come from ``torch.autogra
 no ``.grad`` is ever written.
 
 A "layer" is any module with parameters of its own (Linear, Conv, MultiheadAttention, norms,
-PReLU, a custom module with a parameter) or an activation module (:data:`ACTIVATIONS`).
+PReLU, a custom module with a parameter) or an activation module (:data:`ACTIVATIONS`). A
+"weight layer" is one the layer registry gives a parameter of role ``weight``
+(:func:`initlab.layers.weight_params`), or one with a >= 2-D parameter the registry does not know.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import compute_fans
+from ..fans import Fans
+from ..layers import unknown_params, weight_params
 from .records import Diagnosis, Histogram, LayerRecord, SingularValues, Thresholds, WeightStats
 
 RELU_FAMILY: tuple[type[nn.Module], ...] = (
@@ -385,6 +388,8 @@ class Recorder:
         modules: {module: qualified name} to record (:func:`select_layers`).
         thresholds: the saturation thresholds.
         bins: histogram bins per output (0: none).
+        weight_modules: the modules whose records are weight layers (``has_weight``);
+            None: those owning a >= 2-D parameter or a parametrization.
 
     Example:
         >>> from initlab.diagnostics.records import Thresholds
@@ -395,8 +400,15 @@ class Recorder:
         [('0', 'Linear', (5, 3)), ('1', 'ReLU', (5, 3))]
     """
 
-    def __init__(self, modules: dict[nn.Module, str], thresholds: Thresholds, bins: int = 0):
+    def __init__(
+        self,
+        modules: dict[nn.Module, str],
+        thresholds: Thresholds,
+        bins: int = 0,
+        weight_modules: set[nn.Module] | None = None,
+    ):
         self.modules, self.t, self.bins = modules, thresholds, bins
+        self.weight_modules = weight_modules
         self.records: list[LayerRecord] = []
         self.first: dict[nn.Module, LayerRecord] = {}
         self._open: dict[nn.Module, list[LayerRecord]] = {}
@@ -418,9 +430,12 @@ class Recorder:
     def _pre(self, m: nn.Module, args: tuple, kwargs: dict) -> None:
         call = self._calls.get(m, 0)
         self._calls[m] = call + 1
-        has_w = any(p.ndim >= 2 for p in m.parameters(recurse=False)) or (
-            torch.nn.utils.parametrize.is_parametrized(m)
-        )
+        if self.weight_modules is not None:
+            has_w = m in self.weight_modules
+        else:
+            has_w = any(p.ndim >= 2 for p in m.parameters(recurse=False)) or (
+                torch.nn.utils.parametrize.is_parametrized(m)
+            )
         r = LayerRecord(len(self.records), self.modules[m], type(m).__name__, call,
                         "activation" if is_activation(m) else "layer", has_w)  # fmt: skip
         x = first_tensor(args)
@@ -507,32 +522,43 @@ def default_loss(
 
 
 def _weight_stats(
-    module: nn.Module, grads: dict[int, Tensor | None], svd: bool, recorded: set[nn.Module]
+    module: nn.Module,
+    prefix: str,
+    grads: dict[int, Tensor | None],
+    svd: bool,
+    recorded: set[nn.Module],
+    fans: dict[int, Fans],
+    seen: dict[int, str],
 ) -> dict[str, WeightStats]:
     """Stats of the module's own parameters and of those of descendants that were not recorded
-    (MultiheadAttention's ``out_proj`` is never called as a module: its weight is read)."""
+    (MultiheadAttention's ``out_proj`` is never called as a module: its weight is read).
+    ``fans``: the registry fans by parameter id (blocks); ``seen``: qualified names of the
+    parameters already recorded (a tied parameter met again gets ``tied_to``, no repeat)."""
 
     named: list[tuple[str, Tensor]] = []
     parametrized = torch.nn.utils.parametrize.is_parametrized(module)
-    for prefix, sub in module.named_modules():
-        if (sub is not module and sub in recorded) or (parametrized and prefix):
+    for sub_prefix, sub in module.named_modules():
+        if (sub is not module and sub in recorded) or (parametrized and sub_prefix):
             continue
-        pre = prefix + "." if prefix else ""
+        pre = sub_prefix + "." if sub_prefix else ""
         named += [(pre + n, p) for n, p in sub.named_parameters(recurse=False)]
     if parametrized:
         named += [(n, getattr(module, n)) for n in module.parametrizations]
     out = {}
     for n, p in named:
         ws = WeightStats(n, tuple(p.shape), moments(p)[1])
+        qual = f"{prefix}.{n}" if prefix and prefix != "(root)" else n
+        if id(p) in seen:
+            ws.tied_to = seen[id(p)]
+            out[n] = ws
+            continue
+        seen[id(p)] = qual
         g = grads.get(id(p))
         ws.grad_std = None if g is None else moments(g)[1]
         if svd and p.ndim >= 2 and p.numel() > 0:
             ws.sv = sv_summary(p)
-            try:
-                fans = compute_fans(module, n)
-            except (ValueError, TypeError, KeyError):
-                fans = None
-            for b in fans.blocks if fans is not None and len(fans.blocks) > 1 else ():
+            f = fans.get(id(p))
+            for b in f.blocks if f is not None and len(f.blocks) > 1 else ():
                 ws.blocks[b.name] = sv_summary(p.detach().narrow(b.dim, b.start, b.size))
         out[n] = ws
     return out
@@ -556,7 +582,13 @@ def diagnose(
     Per call (:class:`~initlab.diagnostics.records.LayerRecord`): input and output mean/std,
     dead-unit fraction (ReLU family), saturated-unit fraction (tanh/sigmoid...), std of
     dL/d(output); per parameter (call 0): value std, std of dL/dW, largest/smallest singular
-    value and condition number (per packed block too). The :class:`Diagnosis` flags forward
+    value and condition number (per packed block too, from the layer registry's blocks: GPT-2's
+    ``c_attn`` q/k/v, timm's ``qkv``); a tied parameter is measured once, where it is first
+    recorded (later owners list it with ``tied_to`` naming that place). The weight layers
+    (``has_weight``) are the modules owning a parameter of role ``weight`` in the layer
+    registry (not Embeddings), a >= 2-D parameter of a layer the registry does not know, or a
+    parametrization. The
+    :class:`Diagnosis` flags forward
     and backward vanishing/exploding from the weight layers' std ratios (see
     :mod:`initlab.diagnostics.records`, Glorot & Bengio 2010, He et al. 2015).
 
@@ -598,7 +630,13 @@ def diagnose(
     """
     th = thresholds or Thresholds()
     modules = select_layers(model, layers)
-    rec = Recorder(modules, th, bins)
+    known = weight_params(model, roles=None)
+    fans = {id(w.tensor): w.fans for w in known if w.tied_to is None}
+    names = dict(model.named_modules())
+    weight_modules = {w.module for w in known if w.role == "weight"}
+    weight_modules |= {names[q.rpartition(".")[0]] for q, _ in unknown_params(model)}
+    weight_modules |= {m for m in modules if torch.nn.utils.parametrize.is_parametrized(m)}
+    rec = Recorder(modules, th, bins, weight_modules)
     with preserved_state(model, train=train, seed=seed), torch.enable_grad(), rec:
         args, kwargs, leaves = prepare_inputs(inputs, requires_grad=True)
         out = first_tensor(model(*args, **kwargs))
@@ -612,7 +650,10 @@ def diagnose(
                 gs = torch.autograd.grad(loss, wrt, allow_unused=True)
                 grads = {id(p): g for p, g in zip(wrt, gs, strict=True)}
         with torch.no_grad():
+            seen: dict[int, str] = {}
             for m, r in rec.first.items():
-                r.weights = _weight_stats(m, grads, singular_values, set(rec.first))
+                r.weights = _weight_stats(
+                    m, r.name, grads, singular_values, set(rec.first), fans, seen
+                )
         training = model.training
     return Diagnosis(rec.records, loss_val, loss_name, training, th)

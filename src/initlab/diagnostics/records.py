@@ -13,7 +13,8 @@ Definitions (every statistic is computed in float64 over the whole batch):
   clipping bounds for hardtanh/hardsigmoid, with ``level = saturation_level`` (0.99).
 
 Vanishing / exploding flags (Glorot & Bengio 2010; He et al. 2015) look at the **weight
-layers** (records of modules owning a >= 2-D weight: Linear, Conv, attention, ...), whose
+layers** (records of modules owning a parameter of role ``weight`` in the layer registry:
+Linear, Conv, transformers' Conv1D, attention, ...; see ``LayerRecord.has_weight``), whose
 outputs are the pre-activations:
 
 * forward ratio ``r_f = std(out of last weight layer) / std(out of first)``;
@@ -79,6 +80,56 @@ class Rendered:
     def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str:
         """JSON text of :meth:`to_dict`; also written to ``path`` when given."""
         return dump_json(self.to_dict(), path, indent)
+
+
+@dataclasses.dataclass
+class SkippedLayer:
+    """A weight-bearing layer a tool (LSUV, a scheme comparison) left as it was, and why.
+
+    Attributes:
+        name: the layer's qualified name.
+        kind: its class name.
+        reason: why it was left.
+
+    Example:
+        >>> SkippedLayer("lm_head", "Linear", "weight tied to wte.weight").to_dict()["kind"]
+        'Linear'
+    """
+
+    name: str
+    kind: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+        return dataclasses.asdict(self)
+
+
+def skip_note(tool: str, skipped: list[SkippedLayer]) -> str | None:
+    """One line naming the layers a tool left as they were, grouped by layer kind, or None.
+
+    Args:
+        tool: the tool's name, first word of the line.
+        skipped: what it left, in order.
+
+    Returns:
+        ``"<tool> left N layer(s) as they were: Kind xK (names): reason; ..."`` (the reason
+        of a kind's first layer, up to three names), None when nothing was left.
+
+    Example:
+        >>> skip_note("lsuv_", [SkippedLayer("lm_head", "Linear", "weight tied to wte.weight")])
+        'lsuv_ left 1 layer(s) as they were: Linear x1 (lm_head): weight tied to wte.weight'
+    """
+    if not skipped:
+        return None
+    kinds: dict[str, list[SkippedLayer]] = {}
+    for s in skipped:
+        kinds.setdefault(s.kind, []).append(s)
+    parts = []
+    for kind, items in kinds.items():
+        names = ", ".join(x.name for x in items[:3]) + (", ..." if len(items) > 3 else "")
+        parts.append(f"{kind} x{len(items)} ({names}): {items[0].reason}")
+    return f"{tool} left {len(skipped)} layer(s) as they were: " + "; ".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +229,9 @@ class WeightStats:
         grad_std: the std of dL/dW, or None.
         sv: its singular values, or None (< 2-D).
         blocks: singular values per packed block.
+        tied_to: for a tied parameter met again (GPT-2's ``lm_head.weight``), the qualified
+            name it was first recorded under; its singular values and gradient are given there
+            only, so a tied parameter is counted once.
 
     Example:
         >>> WeightStats("weight", (4, 3), 0.5, sv=SingularValues(2.0, 0.5, 4.0)).to_dict()["sv"]
@@ -190,6 +244,7 @@ class WeightStats:
     grad_std: float | None = None
     sv: SingularValues | None = None
     blocks: dict[str, SingularValues] = dataclasses.field(default_factory=dict)
+    tied_to: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-friendly dict (shape as a list)."""
@@ -200,6 +255,7 @@ class WeightStats:
             "grad_std": self.grad_std,
             "sv": None if self.sv is None else self.sv.to_dict(),
             "blocks": {k: v.to_dict() for k, v in self.blocks.items()},
+            "tied_to": self.tied_to,
         }
 
 
@@ -210,7 +266,7 @@ class LayerRecord:
     ``name`` is the module's qualified name (``"(root)"`` for the model itself), ``call`` the
     call index of that module (a module called twice has records with call 0 and 1).
     ``role`` is ``"activation"`` for activation modules, else ``"layer"``; ``has_weight`` is
-    True for modules owning a >= 2-D weight (their output is a pre-activation). Input
+    True for weight layers (their output is a pre-activation; see the attribute). Input
     statistics are taken before the module runs (so an in-place activation's input is its
     pre-activation). ``weights`` is filled on call 0 only. None means "not applicable" or "no
     gradient reached this tensor".
@@ -221,7 +277,10 @@ class LayerRecord:
         kind: the module's class name.
         call: the module's call index.
         role: ``"activation"`` or ``"layer"``.
-        has_weight: the module owns a >= 2-D weight.
+        has_weight: the module is a weight layer: it owns a parameter of role ``weight`` in the
+            layer registry (Linear, Conv, Conv1D, attention...; not an Embedding, whose
+            output is a row lookup), a >= 2-D parameter of a layer the registry does not
+            know, or a parametrization.
         input_shape: the first input tensor's shape; ``input_mean``, ``input_std`` its statistics.
         output_shape: the output's shape; ``output_mean``, ``output_std`` its statistics.
         unit_dim: the dimension of units (features/channels) in the output.

@@ -5,10 +5,17 @@ factory) and the copy is diagnosed (:func:`~initlab.diagnostics.diagnose`) on th
 with the same dropout masks (same ``seed``). A scheme may be
 
 * a :class:`~initlab.Scheme` or a scheme name/config (``"kaiming_normal"``,
-  ``{"name": "kaiming_normal", "nonlinearity": "relu"}``): applied to the ``weight`` of every
-  Linear and Conv/ConvTranspose layer with layer-aware fans (:func:`initlab.compute_fans`)
-  and a ``torch.Generator`` seeded with ``seed``, in ``named_modules`` order; their biases are
-  set to 0. Other parameters keep the values the model (or factory) gave them;
+  ``{"name": "kaiming_normal", "nonlinearity": "relu"}``): applied to every weight-bearing
+  layer the layer registry knows (:func:`initlab.layers.weight_params`: Linear, Conv,
+  ConvTranspose, transformers' ``Conv1D``, MultiheadAttention, timm's fused ``qkv``, RNN
+  weights...) with its registry fans, block by block for packed q/k/v and gates, drawn from a
+  ``torch.Generator`` seeded with ``seed``, in module order; their biases are set to 0.
+  Embeddings, position tables, tokens and norms keep the values the model (or factory) gave
+  them (a fan-based scheme on a ``[vocab, d]`` table would use ``fan_in = vocab``). A weight
+  tied to one met earlier in module order (GPT-2's ``lm_head``, tied to ``wte``) is filled
+  once, by its first owner, and an Embedding owner keeps its values; that and parameters of
+  layers the registry does not know are listed in the comparison's ``notes`` and in one
+  warning;
 * ``"lsuv"``: :func:`~initlab.diagnostics.lsuv.lsuv_` on the comparison's inputs (orthonormal
   pre-init drawn from the seeded generator, default tolerance);
 * any callable ``f(model)`` that initialises the copy itself, e.g.
@@ -19,15 +26,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 import torch
 from torch import Tensor, nn
 
-from ..layers import compute_fans
+from ..layers import unknown_params, weight_params
 from .hooks import diagnose
-from .records import Diagnosis, Rendered, Thresholds, fmt
+from .records import Diagnosis, Rendered, SkippedLayer, Thresholds, fmt, skip_note
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -35,13 +43,14 @@ if TYPE_CHECKING:
     from ..schemes import Scheme
 
 SchemeSpec = Union[Callable[[nn.Module], Any], "Scheme", str, Mapping[str, Any]]
-SCHEME_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 def apply_scheme_(
     model: nn.Module, scheme: Scheme | str | Mapping[str, Any], generator: torch.Generator
 ) -> None:
-    """Fill each Linear/Conv weight with ``scheme`` (layer-aware fans); zero the biases.
+    """Fill every weight-bearing layer's weight with ``scheme`` (registry fans, block by
+    block); zero their biases (module docstring). Layers left as they were (tied weights,
+    layers the registry does not know) are named in one ``UserWarning``.
 
     Args:
         model: the model, modified in place.
@@ -58,15 +67,49 @@ def apply_scheme_(
         >>> layer.bias.abs().sum().item()
         0.0
     """
+    note = skip_note("apply_scheme_", _apply_scheme(model, scheme, generator))
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
+
+
+def _apply_scheme(
+    model: nn.Module, scheme: Scheme | str | Mapping[str, Any], generator: torch.Generator
+) -> list[SkippedLayer]:
+    """:func:`apply_scheme_` without the warning: returns what it left."""
     from ..schemes import get_scheme
 
     sch = get_scheme(dict(scheme) if isinstance(scheme, Mapping) else scheme)
-    for m in model.modules():
-        if isinstance(m, SCHEME_LAYERS):
-            sch(m.weight, compute_fans(m, "weight"), generator)
-            if m.bias is not None:
-                with torch.no_grad():
-                    m.bias.zero_()
+    params = weight_params(model, roles=("weight", "bias"))
+    names = {m: n or "(root)" for n, m in model.named_modules()}
+    skipped: list[SkippedLayer] = []
+    filled: set[nn.Module] = set()
+    for w in params:
+        if w.role != "weight":
+            continue
+        if w.tied_to is not None:
+            owner = model.get_submodule(w.tied_to.rpartition(".")[0])
+            skipped.append(SkippedLayer(names[w.module], w.kind, (
+                f"weight tied to {w.tied_to} ({type(owner).__name__}): a tied weight is filled "
+                "once, by its first owner"
+                + ("" if owner in filled else f", and {type(owner).__name__}s keep their values")
+            )))  # fmt: skip
+            continue
+        sch(w.tensor, w.fans, generator)
+        filled.add(w.module)
+    with torch.no_grad():
+        for w in params:
+            if w.role == "bias" and w.module in filled and w.tied_to is None:
+                w.tensor.zero_()
+    unknown: dict[tuple[str, str], list[str]] = {}
+    for qual, kind in unknown_params(model):
+        mod_name, _, pname = qual.rpartition(".")
+        unknown.setdefault((mod_name or "(root)", kind), []).append(pname)
+    for (mod_name, kind), pnames in unknown.items():
+        skipped.append(SkippedLayer(mod_name, kind, (
+            f"the layer registry does not know {', '.join(pnames)} (its fans would be "
+            "guessed); teach it with initlab.register_layer"
+        )))  # fmt: skip
+    return skipped
 
 
 @dataclasses.dataclass(repr=False)
@@ -76,6 +119,8 @@ class SchemeComparison(Rendered):
     Attributes:
         diagnoses: scheme label -> :class:`~initlab.diagnostics.records.Diagnosis`.
         seed: the seed of every scheme's generator and of the dropout masks.
+        notes: one line naming the weight-bearing layers a scheme or LSUV left as they were
+            (tied weights, layers the registry does not know...), when there are any.
 
     Example:
         >>> import torch
@@ -97,6 +142,7 @@ class SchemeComparison(Rendered):
 
     diagnoses: dict[str, Diagnosis]
     seed: int = 0
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
         """One line: the schemes and, for each, the forward ratio (last / first layer std)."""
@@ -132,9 +178,13 @@ class SchemeComparison(Rendered):
         ``layers="weights"`` (default) lists the weight layers (pre-activations), ``"all"``
         every recorded call. The caption gives each scheme's flags.
         """
+        from rich.markup import escape
         from rich.table import Table
 
-        caption = "\n".join(f"{k}: {d.summary()}" for k, d in self.diagnoses.items())
+        caption = "\n".join(
+            [f"{k}: {d.summary()}" for k, d in self.diagnoses.items()]
+            + [escape(n) for n in self.notes]
+        )
         t = Table(title=title or f"scheme comparison (seed {self.seed})", caption=caption)
         t.add_column("depth", justify="right")
         t.add_column("layer")
@@ -154,10 +204,11 @@ class SchemeComparison(Rendered):
         return t
 
     def to_dict(self) -> dict[str, Any]:
-        """Seed, scheme labels, the long-format rows and every diagnosis, as a dict."""
+        """Seed, scheme labels, notes, the long-format rows and every diagnosis, as a dict."""
         return {
             "seed": self.seed,
             "schemes": list(self.diagnoses),
+            "notes": list(self.notes),
             "rows": self.rows(),
             "diagnoses": {k: d.to_dict() for k, d in self.diagnoses.items()},
         }
@@ -192,7 +243,9 @@ def compare_schemes(
         bins: histogram bins stored per record (0: none; plot_histograms needs them).
 
     Returns:
-        A :class:`SchemeComparison` (print it for a table of std per layer and scheme).
+        A :class:`SchemeComparison` (print it for a table of std per layer and scheme). The
+        weight-bearing layers a scheme or LSUV left as they were are named in its ``notes``
+        and in one ``UserWarning`` for the whole comparison.
 
     Example:
         >>> import torch
@@ -213,6 +266,7 @@ def compare_schemes(
     if not schemes:
         raise ValueError("compare_schemes needs at least one scheme")
     out: dict[str, Diagnosis] = {}
+    skipped: dict[tuple[str, str], SkippedLayer] = {}  # each layer once, first reason
     for label, spec in schemes.items():
         if isinstance(model_or_factory, nn.Module):
             model = copy.deepcopy(model_or_factory)
@@ -221,10 +275,13 @@ def compare_schemes(
         else:
             raise TypeError("model_or_factory must be an nn.Module or a factory callable")
         gen = torch.Generator().manual_seed(seed)
+        left: list[SkippedLayer] = []
         if isinstance(spec, str) and spec.strip().lower() == "lsuv":
-            lsuv_(model, inputs, generator=gen)
+            with warnings.catch_warnings():  # named once, for the whole comparison, below
+                warnings.simplefilter("ignore", UserWarning)
+                left = lsuv_(model, inputs, generator=gen).skipped
         elif isinstance(spec, (str, Mapping)) or _is_scheme(spec):
-            apply_scheme_(model, spec, gen)  # type: ignore[arg-type]
+            left = _apply_scheme(model, spec, gen)  # type: ignore[arg-type]
         elif callable(spec):
             spec(model)
         else:
@@ -233,7 +290,12 @@ def compare_schemes(
             model, inputs, targets, loss_fn, thresholds=thresholds, train=train, seed=seed,
             bins=bins, singular_values=singular_values,
         )  # fmt: skip
-    return SchemeComparison(out, seed)
+        for x in left:
+            skipped.setdefault((x.name, x.kind), x)
+    note = skip_note("compare_schemes", list(skipped.values()))
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return SchemeComparison(out, seed, [note] if note else [])
 
 
 def _is_scheme(obj: Any) -> bool:

@@ -32,7 +32,9 @@ from typing import Any
 import torch
 
 from ..diagnostics import compare_schemes, plot_propagation
+from ..sources.inputs import example_inputs
 from ..specs import build_model
+from ..zoo import ModelError
 from . import process_group as dist_
 from .data import Dataset, load_dataset
 from .entries import Entry, resolve_entries
@@ -300,7 +302,12 @@ def compare(
         return build_model(model, data.input_shape, data.num_classes)
 
     with torch.random.fork_rng(devices=[]):
-        factory()  # a bad spec fails here, before any training
+        probe = factory()  # a bad spec fails here, before any training
+    if "input_ids" in (example_inputs(probe, 1) or {}):
+        raise ModelError(
+            f"model {model!r} takes token ids, and compare trains a classifier on a data set's "
+            f"examples; measure it at init with: initlab diagnose -m {model!r}"
+        )
     context = {"model": model, "dataset": data_spec, "image": bool(image), "limit": limit}
     base = {**context, **config.to_dict()}
     runs = [Run(e, s, make_run_id(base, e.config, s)) for e in entry_list for s in seed_list]

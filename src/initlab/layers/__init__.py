@@ -7,7 +7,8 @@ parameter its layout (fan axes), blocks, role, padding row and torch default
 (:mod:`.compute`) reads it; torch's built-in layers register in :mod:`.torch_nn`; transformers',
 timm's and torchvision's (by dotted class name, never importing them) in :mod:`.hf`,
 :mod:`.timm` and :mod:`.torchvision`; norms of any library (``*RMSNorm``/``*LayerNorm`` with a
-1-D weight) by duck typing in :mod:`.duck`.
+1-D weight) by duck typing in :mod:`.duck`. :func:`weight_params` (:mod:`.weights`) lists a
+model's weight-bearing layers as the registry sees them, for the tools that act on every layer.
 
 Example:
     >>> from torch import nn
@@ -32,6 +33,7 @@ from .registry import (
 )
 from .spec import ELEMENTWISE, LINEAR, ROLES, LayerSpec, Layout, ParamSpec
 from .torch_nn import GRU_GATES, LSTM_GATES
+from .weights import WeightParam, unknown_params, weight_params
 
 __all__ = [
     "ELEMENTWISE",
@@ -46,6 +48,7 @@ __all__ = [
     "Layout",
     "ParamSpec",
     "TorchInit",
+    "WeightParam",
     "child_torch_init",
     "claims_child",
     "compute_fans",
@@ -57,5 +60,7 @@ __all__ = [
     "padding_row",
     "register_layer",
     "torch_draw",
+    "unknown_params",
     "unregister_layer",
+    "weight_params",
 ]
