@@ -57,6 +57,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_streams.py --out benchmarks/results/streams.json
 	$(PY) benchmarks/bench_compare.py --out benchmarks/results/compare.json
 	$(PY) benchmarks/bench_materialize.py --verify --out benchmarks/results/materialize.json
+	$(PY) benchmarks/bench_materialize.py --model hf-gpt2,hf-llama --verify \
+		--out benchmarks/results/materialize_hf.json
 	$(PY) benchmarks/bench_sharded.py --out benchmarks/results/sharded.json
 
 clean:

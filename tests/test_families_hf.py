@@ -35,15 +35,17 @@ def test_gpt2_reads_n_layer_and_initializer_range_from_the_config():
 
 def test_gpt2_counts_layers_of_a_model_without_config():
     model = nn.Sequential(nn.ModuleList([nn.Linear(4, 4) for _ in range(5)]))
-    assert model_quantities(model) == {"n_layer": 5}
+    assert model_quantities(model) == {"n_layer": 5, "n_params": 5 * (16 + 4)}
     assert get_preset("gpt2", model=model) == get_preset("gpt2", n_layers=5)
     with pytest.raises(PolicyError, match="n_layers=12"):
         get_preset("gpt2", model=nn.Linear(2, 2))  # nothing to count
 
 
 def test_model_quantities_of_a_transformers_config():
-    q = model_quantities(initlab.build_model(GPT2))
+    model = initlab.build_model(GPT2)
+    q = model_quantities(model)
     assert q["n_layer"] == 3 and q["n_embd"] == 32 and q["initializer_range"] == 0.02
+    assert q["width"] == 32 and q["n_params"] == sum(p.numel() for p in model.parameters())
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in q.values())
 
 

@@ -251,6 +251,38 @@ def test_lazy_class_name_is_resolved_only_once_imported(monkeypatch: pytest.Monk
     assert (f.rule, f.fan_in, f.fan_out) == ("conv1d", 8, 24)
 
 
+def test_lazy_packages_are_never_asked_for_a_submodule(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a lazy package (as transformers) imports a submodule on getattr: lookups must not
+    asked: list[str] = []
+    pkg = types.ModuleType("initlab_test_lazy_pkg")
+
+    def lazy(attr: str) -> object:
+        asked.append(attr)
+        raise AttributeError(attr)
+
+    pkg.__getattr__ = lazy  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "initlab_test_lazy_pkg", pkg)
+    name = "initlab_test_lazy_pkg.modeling_x.XNorm"
+    register_layer(name, LayerSpec("xnorm", {"weight": ParamSpec("norm_scale", ELEMENTWISE)}))
+    try:
+        assert find_layer(nn.Linear(2, 2)) is not None and asked == []
+
+        class XNorm(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weight = nn.Parameter(torch.ones(4))
+
+        # the class's module is imported after a lookup, then the class defined in it
+        sub = types.ModuleType("initlab_test_lazy_pkg.modeling_x")
+        monkeypatch.setitem(sys.modules, "initlab_test_lazy_pkg.modeling_x", sub)
+        pkg.modeling_x = sub  # type: ignore[attr-defined]
+        assert find_layer(XNorm()) is None or find_layer(XNorm()).rule != "xnorm"
+        sub.XNorm = XNorm  # type: ignore[attr-defined]
+        assert find_layer(XNorm()).rule == "xnorm" and asked == []
+    finally:
+        unregister_layer(name)
+
+
 def test_predicate_duck_typing_after_class_keys() -> None:
     class HasNf(nn.Module):
         def __init__(self) -> None:

@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         Rule,
         get_preset,
         list_presets,
+        model_quantities,
         preset_info,
         save_policy,
     )
@@ -142,6 +143,7 @@ _EXPORTS: dict[str, str] = {
     "Rule": ".policy",
     "get_preset": ".policy",
     "list_presets": ".policy",
+    "model_quantities": ".policy",
     "preset_info": ".policy",
     "save_policy": ".policy",
     "InitReport": ".report",
@@ -228,6 +230,7 @@ __all__ = [
     "lsuv_",
     "materialize",
     "meta_build",
+    "model_quantities",
     "mup",
     "mup_param_groups",
     "parse_spec",

@@ -19,6 +19,8 @@ from torch.nn.parameter import is_lazy
 from .fans import Fans
 from .layers import claims_child, compute_fans
 from .policy import ParamInfo, Policy, PolicyError
+from .policy.expressions import SchemeTemplate
+from .policy.quantities import model_quantities
 from .policy.rules import compile_pattern, pattern_matches
 from .report import InitReport, ParamRow
 from .schemes import Scheme
@@ -149,6 +151,9 @@ def plan(
     Args:
         model: any ``nn.Module`` (a model on the meta device works).
         policy: a :class:`~initlab.policy.Policy`, a preset name, a policy file path or a dict.
+            Scheme parameters written as expressions (``std: "0.02 / sqrt(2 * n_layer)"``) are
+            evaluated with :func:`~initlab.policy.quantities.model_quantities` of ``model``;
+            the rows keep their text (``row.expressions``).
         seed: the seed whose per-parameter streams ``initialize`` would use (recorded).
         strict: raise :class:`UnmatchedParametersError` listing every unmatched parameter, and
             :class:`GuessedFansError` for parameters of layers the registry does not know
@@ -172,6 +177,8 @@ def plan(
         0.7071
     """
     pol = load_policy(policy, model=model)
+    # expressions in scheme parameters (std: "0.02 / sqrt(2 * n_layer)") read this model
+    bound = pol.bind(model_quantities(model)) if pol.has_expressions else {}
     exclude = tuple(exclude)
     for p in exclude:
         compile_pattern(p)  # a bad pattern fails here, before anything else
@@ -205,7 +212,7 @@ def plan(
         mod_name, pname, module = owners[key]
         fans_from = _fans_owner(modules, by_module.get(id(module)), module, pname)
         row = _plan_one(
-            pol, mod_name, pname, module, params[key], aliases[key], seed, exclude, fans_from
+            pol, mod_name, pname, module, params[key], aliases[key], seed, exclude, fans_from, bound
         )
         rows.append(row)
 
@@ -237,6 +244,7 @@ def _plan_one(
     seed: int | None,
     exclude: tuple[str, ...],
     fans_from: tuple[nn.Module, str] | None = None,
+    bound: dict[SchemeTemplate, Scheme] | None = None,
 ) -> ParamRow:
     qualname = _join(mod_name, pname)
     shape = tuple(param.shape)
@@ -266,15 +274,26 @@ def _plan_one(
         role=fans.role if fans is not None and fans.rule != "shape-fallback" else None,
     )
     res = pol.resolve(info)
-    scheme: Scheme | None
+    written: Scheme | SchemeTemplate | None
     if res.rule is not None:
-        scheme, rule_id = res.rule.scheme, res.rule.id or f"rule[{res.rule_index}]"
+        written, rule_id = res.rule.scheme, res.rule.id or f"rule[{res.rule_index}]"
     elif pol.unmatched == "default" and pol.default is not None:
-        scheme, rule_id = pol.default, "default"
+        written, rule_id = pol.default, "default"
     else:
-        scheme, rule_id = None, None
+        written, rule_id = None, None
+    given = [(rule_id, written)] + [
+        (rule.id or f"rule[{idx}]", rule.scheme) for _, idx, rule in res.block_rules
+    ]
+    expressions = tuple(
+        (rid, key, str(e))
+        for rid, s in given
+        if isinstance(s, SchemeTemplate)
+        for key, e in s.expressions.items()
+    )
+    scheme = _concrete(written, bound)
     overrides = tuple(
-        (block, rule.id or f"rule[{idx}]", rule.scheme) for block, idx, rule in res.block_rules
+        (block, rule.id or f"rule[{idx}]", _concrete(rule.scheme, bound))
+        for block, idx, rule in res.block_rules
     )
     if scheme is None and not overrides:
         return dataclasses.replace(row, status="unmatched")
@@ -289,9 +308,23 @@ def _plan_one(
             # materialize, checkpoints); initialize fills only the covered blocks
             status = "partial"
     row = dataclasses.replace(
-        row, status=status, rule_id=rule_id, scheme=scheme, block_overrides=overrides
+        row,
+        status=status,
+        rule_id=rule_id,
+        scheme=scheme,
+        block_overrides=overrides,
+        expressions=expressions,
     )
     return _validated(row, fans_error)
+
+
+def _concrete(
+    scheme: Scheme | SchemeTemplate | None, bound: dict[SchemeTemplate, Scheme] | None
+) -> Scheme | None:
+    """The scheme itself, or the value of a scheme with expressions for the planned model."""
+    if isinstance(scheme, SchemeTemplate):
+        return (bound or {})[scheme]
+    return scheme
 
 
 def _has_torch_default(fans: Fans | None) -> bool:

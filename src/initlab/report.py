@@ -83,6 +83,8 @@ class ParamRow:
         seed: the seed its stream is keyed by.
         target_std: the std the scheme targets (None: undefined).
         achieved_std: the std measured after the fill (None: not filled).
+        expressions: ``(rule id, parameter, text)`` for each scheme parameter the policy gave
+            as an expression of the model's quantities (its value is in the scheme).
 
     Example:
         >>> import torch, initlab
@@ -115,6 +117,7 @@ class ParamRow:
     seed: int | None = None
     target_std: float | None = None
     achieved_std: float | None = None
+    expressions: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def guessed(self) -> bool:
@@ -201,6 +204,9 @@ class ParamRow:
             "target_std": _num(self.target_std),
             "achieved_std": _num(self.achieved_std),
             "std_blocks": None if self.std_blocks is None else list(self.std_blocks),
+            "expressions": [
+                {"rule": rule, "param": key, "text": text} for rule, key, text in self.expressions
+            ],
         }
 
 
@@ -305,8 +311,11 @@ class InitReport:
 
     def _cells(self, r: ParamRow) -> list[str]:
         scheme = "; ".join(
-            ([] if r.scheme is None else [_scheme_text(r.scheme)])
-            + [_override_text(o.block.name, o.rule_id, o.scheme) for o in r.overrides()]
+            ([] if r.scheme is None else [_scheme_text(r.scheme, _texts(r, r.rule_id))])
+            + [
+                _override_text(o.block.name, o.rule_id, o.scheme, _texts(r, o.rule_id))
+                for o in r.overrides()
+            ]
         )
         over = "" if r.std_blocks is None else f" ({','.join(r.std_blocks)})"
         target = _fmt(r.target_std) + (over if r.target_std is not None else "")
@@ -419,13 +428,23 @@ class _NullFile:
 _CONSTANTS = {"zeros": lambda s: 0.0, "ones": lambda s: 1.0, "constant": lambda s: s.val}
 
 
-def _override_text(block: str, rule: str, s: Scheme) -> str:
+def _texts(row: ParamRow, rule: str | None) -> dict[str, str]:
+    """The expressions the policy gave for the scheme of ``rule`` in ``row``, by parameter."""
+    return {key: text for rid, key, text in row.expressions if rid == rule}
+
+
+def _override_text(block: str, rule: str, s: Scheme, texts: dict[str, str]) -> str:
     """A block override as such: ``block f = 1 (override, rule[0])``, or the scheme."""
     value = _CONSTANTS.get(s.name)
-    what = f" = {value(s):g}" if value is not None else f": {_scheme_text(s)}"
+    what = f" = {value(s):g}" if value is not None and not texts else f": {_scheme_text(s, texts)}"
     return f"block {block}{what} (override, {rule})"
 
 
-def _scheme_text(s: Scheme) -> str:
-    params = ", ".join(f"{k}={v!r}" for k, v in s.params().items())
+def _scheme_text(s: Scheme, texts: dict[str, str] | None = None) -> str:
+    """``normal(mean=0.0, std=0.02)``; a parameter given as an expression shows it and its
+    value: ``std=0.02 / sqrt(2 * n_layer) = 0.01``."""
+    texts = texts or {}
+    params = ", ".join(
+        f"{k}={texts[k]} = {v:.4g}" if k in texts else f"{k}={v!r}" for k, v in s.params().items()
+    )
     return f"{s.name}({params})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 from collections.abc import Callable
 
 import torch
@@ -42,6 +43,8 @@ LayerKey = type | str | Callable[[nn.Module], bool]
 _CLASSES: dict[type, LayerSpec] = {}
 _NAMES: dict[str, LayerSpec] = {}
 _PREDICATES: dict[Callable[[nn.Module], bool], LayerSpec] = {}
+#: bumped by every registration change (invalidates the resolved names)
+_version = 0
 
 
 def _key_text(key: LayerKey) -> str:
@@ -125,8 +128,10 @@ def register_layer(key: LayerKey, spec: LayerSpec, *, replace: bool = False) -> 
             f"register_layer: {_key_text(key)} is already registered (rule "
             f"{table[key].rule!r}); pass replace=True to replace its spec"
         )
+    global _version
     table.pop(key, None)  # a replaced predicate moves to the front (newest first)
     table[key] = spec
+    _version += 1
 
 
 def unregister_layer(key: LayerKey) -> None:
@@ -146,11 +151,18 @@ def unregister_layer(key: LayerKey) -> None:
     table = _table(key)
     if key not in table:
         raise KeyError(f"unregister_layer: {_key_text(key)} is not registered")
+    global _version
     del table[key]
+    _version += 1
 
 
 def _resolve(name: str) -> type | None:
-    """The class a dotted name names, if its module is already imported (never imports)."""
+    """The class a dotted name names, if its module is already imported (never imports).
+
+    Submodules are looked up in the module's ``__dict__``, not with ``getattr``: a lazy package
+    (``transformers``) would import a submodule on ``getattr``, and a class whose module is not
+    imported has no instance to match anyway.
+    """
     parts = name.split(".")
     for i in range(len(parts) - 1, 0, -1):
         mod = sys.modules.get(".".join(parts[:i]))
@@ -158,11 +170,38 @@ def _resolve(name: str) -> type | None:
             continue
         obj: object = mod
         for attr in parts[i:]:
-            obj = getattr(obj, attr, None)
+            if isinstance(obj, types.ModuleType):
+                obj = vars(obj).get(attr)
+            else:
+                obj = getattr(obj, attr, None)
             if obj is None:
                 return None
         return obj if isinstance(obj, type) else None
     return None
+
+
+#: (number of imported modules, registry version), {class: spec} of the names that resolve,
+#: and the names whose module is imported but lacks the class (yet)
+_named_cache: tuple[tuple[int, int], dict[type, LayerSpec], list[str]] = ((-1, -1), {}, [])
+
+
+def _named_classes() -> dict[type, LayerSpec]:
+    """The classes of the names registered, among modules imported. A plan looks up every
+    parameter's layer, so they are kept until a module is imported, the registry changes, or
+    a class appears in a module already imported (a class defined after registering it)."""
+    global _named_cache
+    key = (len(sys.modules), _version)
+    old_key, named, pending = _named_cache
+    if old_key != key or any(_resolve(name) is not None for name in pending):
+        named, pending = {}, []
+        for name, spec in _NAMES.items():
+            cls = _resolve(name)
+            if cls is not None:
+                named.setdefault(cls, spec)
+            elif name.rpartition(".")[0] in sys.modules:
+                pending.append(name)
+        _named_cache = (key, named, pending)
+    return named
 
 
 def find_layer(module: nn.Module) -> LayerSpec | None:
@@ -179,11 +218,7 @@ def find_layer(module: nn.Module) -> LayerSpec | None:
         >>> find_layer(nn.SyncBatchNorm(4)).buffers["running_var"]  # through _NormBase
         1
     """
-    named = {}
-    for name, spec in _NAMES.items():
-        cls = _resolve(name)
-        if cls is not None:
-            named.setdefault(cls, spec)
+    named = _named_classes()
     for cls in type(module).__mro__:
         spec = _CLASSES.get(cls) or named.get(cls)
         if spec is not None:

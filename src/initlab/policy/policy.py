@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..schemes.base import Scheme
+from .expressions import ExpressionError, SchemeTemplate
 from .rules import (
     ParamInfo,
     PolicyError,
@@ -129,7 +130,7 @@ class Policy:
 
     rules: tuple[Rule, ...] = ()
     unmatched: str = "leave"
-    default: Scheme | None = None
+    default: Scheme | SchemeTemplate | None = None
     exclude: tuple[str, ...] = ()
     name: str | None = None
     description: str | None = None
@@ -200,6 +201,51 @@ class Policy:
                     break
         rule = None if index is None else self.rules[index]
         return Resolution(index, rule, tuple(blocks))
+
+    # -- expressions -----------------------------------------------------------------------
+    def _templates(self) -> list[tuple[str, SchemeTemplate]]:
+        found = [(f"rules[{i}].scheme", r.scheme) for i, r in enumerate(self.rules)]
+        found.append(("default", self.default))
+        return [(path, s) for path, s in found if isinstance(s, SchemeTemplate)]
+
+    @property
+    def has_expressions(self) -> bool:
+        """Whether some scheme parameter is an expression of the model's quantities."""
+        return bool(self._templates())
+
+    def bind(self, quantities: Mapping[str, float]) -> dict[SchemeTemplate, Scheme]:
+        """Each scheme with expressions, evaluated with ``quantities`` (what ``plan`` does with
+        :func:`~initlab.policy.quantities.model_quantities` of the model).
+
+        Args:
+            quantities: ``{name: number}``.
+
+        Returns:
+            ``{template: scheme}`` for every :class:`~initlab.policy.expressions.SchemeTemplate`
+            of the rules and the default.
+
+        Raises:
+            PolicyError: an expression fails (unknown name, division by zero, math domain,
+                non-finite value, a value the scheme refuses); the path names the key.
+
+        Example:
+            >>> pol = Policy([Rule({"name": "normal", "std": "0.02 / sqrt(2 * n_layer)"})])
+            >>> list(pol.bind({"n_layer": 2}).values())
+            [Normal(mean=0.0, std=0.01)]
+            >>> pol.bind({"n_layers": 2})
+            Traceback (most recent call last):
+            ...
+            initlab.policy.rules.PolicyError: rules[0].scheme.std: expression ... unknown name ...
+        """
+        out: dict[SchemeTemplate, Scheme] = {}
+        for path, template in self._templates():
+            if template in out:
+                continue
+            try:
+                out[template] = template.bind(quantities)
+            except ExpressionError as e:
+                raise PolicyError(e.message, f"{path}.{e.key}" if e.key else path) from None
+        return out
 
     def is_excluded(self, qualname: str) -> bool:
         """Whether the parameter ``qualname`` matches an ``exclude`` pattern."""

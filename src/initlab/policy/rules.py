@@ -43,6 +43,7 @@ from ..layers.spec import ROLES
 from ..schemes.base import Scheme, get_scheme, list_schemes, resolve_name, scheme_class
 from ..schemes.base import aliases as scheme_aliases
 from ..syntax import SpecError, parse_spec
+from .expressions import ExpressionError, SchemeTemplate, is_expression
 
 __all__ = [
     "ParamInfo",
@@ -277,11 +278,13 @@ def _module_spec(value: Any) -> tuple[str, ...]:
 
 
 # -- schemes -------------------------------------------------------------------------------
-def as_scheme(value: Any) -> Scheme:
+def as_scheme(value: Any) -> Scheme | SchemeTemplate:
     """A Scheme from a Scheme, a spec string or a config mapping (``{"name": ..., ...}``).
 
     A spec string is a name with optional parameters, ``"kaiming_normal:mode=fan_out"``
-    (:func:`initlab.syntax.parse_spec`).
+    (:func:`initlab.syntax.parse_spec`). A float parameter given as an expression of the
+    model's quantities (``{"name": "normal", "std": "0.02 / sqrt(2 * n_layer)"}``) makes a
+    :class:`~initlab.policy.expressions.SchemeTemplate`, bound to the model when planned.
 
     Raises PolicyError, with the path of the offending parameter when there is one.
 
@@ -294,12 +297,14 @@ def as_scheme(value: Any) -> Scheme:
     Example:
         >>> as_scheme({"name": "normal", "std": 0.02})
         Normal(mean=0.0, std=0.02)
+        >>> as_scheme({"name": "normal", "std": "0.02 / sqrt(n_layer)"}).to_config()
+        {'name': 'normal', 'std': '0.02 / sqrt(n_layer)'}
         >>> as_scheme({"name": "normal", "sd": 1})
         Traceback (most recent call last):
         ...
         initlab.policy.rules.PolicyError: sd: unknown parameter 'sd' for scheme 'normal' ...
     """
-    if isinstance(value, Scheme):
+    if isinstance(value, (Scheme, SchemeTemplate)):
         return value
     if isinstance(value, str):
         try:
@@ -347,11 +352,43 @@ def as_scheme(value: Any) -> Scheme:
             raise PolicyError(
                 f"must be a number, got {v!r} (a bool is not a number; write e.g. 1.0)", str(key)
             )
+        if is_expression(v) and numeric and "float" not in fields[key]:
+            raise PolicyError(
+                f"an expression ({v!r}) is only allowed in a float parameter; {key!r} of scheme "
+                f"{cls.name!r} is {fields[key]}: write a number",
+                str(key),
+            )
+    if any(is_expression(v) and "float" in fields[k] for k, v in params.items()):
+        try:
+            template = SchemeTemplate.make(cls.name, params)
+        except ExpressionError as e:
+            raise PolicyError(e.message, e.key) from None
+        _check_fixed(cls, template)
+        return template
     try:
         return get_scheme({"name": name, **params})
     except (TypeError, ValueError, KeyError) as e:
         msg = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
         raise PolicyError(f"invalid parameters: {msg}", _bad_field(msg, cls.name, params)) from None
+
+
+def _check_fixed(cls: type[Scheme], template: SchemeTemplate) -> None:
+    """Refuse now a bad parameter of ``template`` that is not an expression (the expressions
+    wait for a model): the scheme is tried with each expression's default value (or 1)."""
+    exprs = template.expressions
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    trial = {}
+    for key, v in template.args:
+        d = defaults.get(key)
+        stand_in = d if isinstance(d, (int, float)) and not isinstance(d, bool) else 1.0
+        trial[key] = stand_in if key in exprs else v
+    try:
+        get_scheme({"name": cls.name, **trial})
+    except (TypeError, ValueError, KeyError) as e:
+        msg = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+        key = _bad_field(msg, cls.name, trial)
+        if key is not None and key not in exprs:
+            raise PolicyError(f"invalid parameters: {msg}", key) from None
 
 
 def _bad_field(msg: str, scheme: str, params: Mapping[str, Any]) -> str | None:
@@ -368,8 +405,11 @@ def _same_value(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b and repr(a) == repr(b)
 
 
-def scheme_to_data(scheme: Scheme) -> str | dict[str, Any]:
+def scheme_to_data(scheme: Scheme | SchemeTemplate) -> str | dict[str, Any]:
     """A scheme as file data: its name alone, or ``{"name": ..., **non-default parameters}``.
+
+    A :class:`~initlab.policy.expressions.SchemeTemplate` gives its parameters as written, the
+    expressions as text.
 
     Args:
         scheme: the scheme (its config must be JSON-safe: a custom scheme's function importable).
@@ -381,6 +421,8 @@ def scheme_to_data(scheme: Scheme) -> str | dict[str, Any]:
         >>> scheme_to_data(get_scheme("zeros")), scheme_to_data(get_scheme("normal", std=0.02))
         ('zeros', {'name': 'normal', 'std': 0.02})
     """
+    if isinstance(scheme, SchemeTemplate):
+        return scheme.to_config()
     try:
         config = scheme.to_config()
     except (TypeError, ValueError) as e:
@@ -458,7 +500,9 @@ class Rule:
     rule in reports; a Policy assigns ``"rule[<index>]"`` when it is None.
 
     Args:
-        scheme: the scheme to apply.
+        scheme: the scheme to apply; in a mapping, float parameters may be expressions of the
+            model's quantities (``{"name": "normal", "std": "0.02 / sqrt(2 * n_layer)"}``,
+            :mod:`initlab.policy.expressions`), evaluated when the policy is planned.
         module: module types (classes, names or dotted paths; subclasses match).
         name: a pattern on the owning module's qualified name.
         param: a pattern on the parameter's own name.
@@ -477,7 +521,7 @@ class Rule:
         Normal(mean=0.0, std=0.02)
     """
 
-    scheme: Scheme
+    scheme: Scheme | SchemeTemplate
     module: tuple[str, ...] | None = None
     name: str | None = None
     param: str | None = None

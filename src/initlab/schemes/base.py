@@ -334,10 +334,27 @@ def _from_json_fields(cls: type[Scheme], config: dict[str, Any]) -> dict[str, An
             v = tuple(v)
         if isinstance(v, str) and v in ("inf", "-inf", "nan"):
             v = float(v)
+        elif isinstance(v, str) and k in fields and "float" in str(fields[k].type) and _formula(v):
+            # e.g. std="0.02 / sqrt(2 * n_layer)": only a policy planned on a model can read it
+            raise ValueError(
+                f"{cls.name}: {k}={v!r} is not a number; an expression of a model's quantities "
+                f"is evaluated when a policy is planned against a model: put the scheme in a "
+                f"policy rule (e.g. initlab.Rule({{'name': {cls.name!r}, {k!r}: {v!r}}})) and "
+                f"call initlab.plan/initialize/materialize(model, policy)"
+            )
         if isinstance(v, dict) and "name" in v:
             v = Scheme.from_config(v)
         out[k] = v
     return out
+
+
+def _formula(text: str) -> bool:
+    """Whether a string given for a number is a formula (not a number written as text)."""
+    try:
+        float(text)
+    except ValueError:
+        return True
+    return False
 
 
 # -- registry -----------------------------------------------------------------------------

@@ -10,9 +10,9 @@ One module per library: :mod:`.hf` (transformers: ``gpt2``, ``bert``, ``llama``,
 
 from ..policy import Policy
 from ..presets import register_preset
+from ..quantities import model_config, model_quantities
 from ..rules import PolicyError
 from . import hf, timm, torchvision  # noqa: F401  (register the presets)
-from .quantities import model_config, model_quantities
 from .timm import timm_auto
 from .torchvision import torchvision_auto
 

@@ -32,8 +32,8 @@ from torch import nn
 
 from ..policy import Policy
 from ..presets import EMBEDDINGS, LINEAR, register_preset
+from ..quantities import model_config, model_quantities
 from ..rules import PolicyError, Rule, at, compile_pattern
-from .quantities import model_config, model_quantities
 
 __all__ = ["FAMILIES", "GPT2_RESIDUAL", "hf_family"]
 
