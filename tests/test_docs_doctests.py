@@ -94,6 +94,11 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.lab.report_pages": None,
     "initlab.lab.stats": None,
     "initlab.lab.verdict": None,
+    "initlab.lab.coordcheck": None,
+    "initlab.lab.lrsweep": None,
+    "initlab.lab.width": None,
+    "initlab.lab.width_plots": None,
+    "initlab.lab.data.text": None,
     "initlab.zoo": ("ModelError", "build_zoo_model", "make_activation"),
 }
 

@@ -39,6 +39,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "diagnose_cmd",
         "Activation/gradient propagation at init by scheme.",
     ),
+    "coordcheck": (
+        "coordcheck",
+        "coordcheck_cmd",
+        "Coordinate sizes against width under SP and muP, with slopes.",
+    ),
+    "lrsweep": (
+        "lrsweep",
+        "lrsweep_cmd",
+        "Loss vs learning rate per width under SP and muP (TP5 Fig. 1).",
+    ),
 }
 
 EXIT_ERROR = 2
