@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..lab.coordcheck import DEFAULT_LR, DEFAULT_THRESHOLD, CoordCheck, coord_check
-from ..lab.width import PARAMETRISATIONS, family_template, parse_widths
+from ..lab.width import family_template, parse_widths
 from ..lab.width_plots import LABELS, plot_coordcheck
 from ._common import console, default_out_dir
+from ._width import param_option, parse_params, save_record, threads_option
 from .compare import parse_seeds
 from .options import (
     Command,
@@ -84,13 +85,7 @@ def _table(cc: CoordCheck, param: str) -> Table:
     help="A count (seeds 0..n-1) or comma-separated seeds, averaged (default 3; 1 for a "
     "language model).",
 )
-@click.option(
-    "--param",
-    "parametrisations",
-    default="sp,mup",
-    show_default=True,
-    help="Parametrisations to run: sp, mup or both.",
-)
+@param_option()
 @data_option(
     default="digits",
     show_default=True,
@@ -115,13 +110,7 @@ def _table(cc: CoordCheck, param: str) -> Table:
     help="Folder for coordcheck.png and coordcheck.json (default: a new folder under "
     "./initlab-out).",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="torch threads (one is fastest for these small models on a shared machine).",
-)
+@threads_option()
 @json_option("the coordinate sizes, slopes and flags")
 @json_out_option("the coordinate sizes, slopes and flags")
 def coordcheck_cmd(
@@ -156,12 +145,7 @@ def coordcheck_cmd(
     width_list = parse_widths(widths)
     seed_arg = parse_seeds(seeds) if seeds else None
     seed_list = list(range(seed_arg)) if isinstance(seed_arg, int) else seed_arg
-    params = [p.strip() for p in parametrisations.split(",") if p.strip()]
-    bad = [p for p in params if p not in PARAMETRISATIONS]
-    if bad or not params:
-        raise click.BadParameter(
-            f"{parametrisations!r}: give sp, mup or sp,mup", param_hint="--param"
-        )
+    params = parse_params(parametrisations)
     folder = check_out_dir(out) if out else default_out_dir("coordcheck")
     json_path = check_out_file(json_out) if json_out else None
     status = Console(stderr=True, highlight=False)
@@ -181,11 +165,8 @@ def coordcheck_cmd(
     )
     folder.mkdir(parents=True, exist_ok=True)
     record = cc.to_dict()
-    (folder / "coordcheck.json").write_text(json.dumps(record, indent=2))
+    save_record(record, folder / "coordcheck.json", json_path)
     png = plot_coordcheck(cc, folder / "coordcheck.png")
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(record, indent=2))
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..lab.lrsweep import MIN_WIDTHS, TASKS, Cell, LRSweep, lr_sweep, parse_log2_range
-from ..lab.width import PARAMETRISATIONS, parse_widths
+from ..lab.width import parse_widths
 from ..lab.width_plots import LABELS, plot_lrsweep
 from ._common import console, default_out_dir
+from ._width import param_option, parse_params, save_record, threads_option
 from .compare import parse_seeds
 from .options import (
     Command,
@@ -93,26 +94,14 @@ def _table(sweep: LRSweep) -> Table:
     help="Examples or sequences per step (default: the task's).",
 )
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
-@click.option(
-    "--param",
-    "parametrisations",
-    default="sp,mup",
-    show_default=True,
-    help="Parametrisations to run: sp, mup or both.",
-)
+@param_option()
 @out_option(
     type=click.Path(file_okay=False),
     default=None,
     help="Folder for lrsweep.png, lrsweep.json and the runs (cells.jsonl); a folder "
     "holding an interrupted sweep with the same settings resumes it.",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="torch threads (one is fastest for these small models on a shared machine).",
-)
+@threads_option()
 @json_option("the sweep (cells, curves, optima, verdict)")
 @json_out_option("the sweep")
 def lrsweep_cmd(
@@ -143,11 +132,7 @@ def lrsweep_cmd(
     )
     seed_arg = parse_seeds(seeds) if seeds else spec.seeds
     seed_list = list(range(seed_arg)) if isinstance(seed_arg, int) else seed_arg
-    params = [p.strip() for p in parametrisations.split(",") if p.strip()]
-    if not params or any(p not in PARAMETRISATIONS for p in params):
-        raise click.BadParameter(
-            f"{parametrisations!r}: give sp, mup or sp,mup", param_hint="--param"
-        )
+    params = parse_params(parametrisations)
     folder = check_out_dir(out) if out else default_out_dir("lrsweep")
     json_path = check_out_file(json_out) if json_out else None
     # what a run's loss depends on besides its own key: other widths, rates or seeds add runs
@@ -187,11 +172,8 @@ def lrsweep_cmd(
             progress=lambda line: status.print(f"[dim]initlab: {line}[/dim]"),
         )
     record = sweep.to_dict()
-    (folder / "lrsweep.json").write_text(json.dumps(record, indent=2))
+    save_record(record, folder / "lrsweep.json", json_path)
     png = plot_lrsweep(sweep, folder / "lrsweep.png")
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(record, indent=2))
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
