@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from .coordcheck import CoordCheck
 from .lrsweep import LRSweep
@@ -115,6 +116,11 @@ def plot_coordcheck(cc: CoordCheck, path: str | os.PathLike[str]) -> Path:
         f"flagged when |slope| > {cc.threshold:g}",
         fontsize=10,
     )
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Lay out, write (creating the folder) and close ``fig``; the PNG's path."""
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,9 +199,4 @@ def plot_lrsweep(sweep: LRSweep, path: str | os.PathLike[str]) -> Path:
         f"{len(sweep.seeds)} seed(s)\ncircles: each width's optimum",
         fontsize=10,
     )
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
