@@ -18,7 +18,7 @@ from initlab.lab.lrsweep import (
     parse_log2_range,
     transfer,
 )
-from initlab.lab.width import WidthError, build_member, make_optimizer, prepare
+from initlab.lab.width import WidthError, build_member, group_optimizer, prepare
 
 NAN = float("nan")
 
@@ -79,7 +79,7 @@ def test_stacked_runs_equal_torch_adam_run_by_run(param):
     for (k, seed), got in zip(runs, stacked, strict=True):
         model = build_member(template, 32, shape, classes, seed=seed)
         prep = prepare(model, param, lr=2.0**k, optimizer="adam", base=base, seed=seed)
-        opt = make_optimizer("adam", prep.param_groups)
+        opt = group_optimizer("adam", prep.param_groups)
         g = torch.Generator().manual_seed(seed)
         for _ in range(steps):
             idx = torch.randint(0, data.x_train.shape[0], (batch,), generator=g)

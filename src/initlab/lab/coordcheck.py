@@ -39,8 +39,8 @@ from .width import (
     PARAMETRISATIONS,
     WidthError,
     build_member,
+    group_optimizer,
     is_language_model,
-    make_optimizer,
     prepare,
     torch_threads,
 )
@@ -383,7 +383,7 @@ def coord_check(
                     base = build_member(template, widths[0], shape, classes, meta=True)
                     prep = prepare(model, param, lr=lr, optimizer=optimizer, base=base, seed=seed)
                     notes[param] = prep.notes
-                    opt = make_optimizer(optimizer, prep.param_groups)
+                    opt = group_optimizer(optimizer, prep.param_groups)
                     rec = CoordRecorder(model)  # after the readout hooks: sees their output
                     model.train()
                     try:

@@ -49,7 +49,7 @@ from .width import (
     PARAMETRISATIONS,
     WidthError,
     build_member,
-    make_optimizer,
+    group_optimizer,
     prepare,
     torch_threads,
 )
@@ -473,7 +473,7 @@ def _text_run(
     base = build_member(template, base_width, meta=True)
     prep = prepare(model, param, lr=2.0**log2_lr, optimizer=optimizer, base=base, seed=seed)
     notes[param] = prep.notes
-    opt = make_optimizer(optimizer, prep.param_groups)
+    opt = group_optimizer(optimizer, prep.param_groups)
     g = torch.Generator().manual_seed(seed)
     model.train()
     try:

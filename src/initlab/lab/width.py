@@ -42,8 +42,8 @@ __all__ = [
     "WidthError",
     "build_member",
     "family_template",
+    "group_optimizer",
     "is_language_model",
-    "make_optimizer",
     "parse_widths",
     "prepare",
     "torch_threads",
@@ -261,7 +261,7 @@ class Prepared:
             self.handle = None
 
 
-def make_optimizer(name: str, param_groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+def group_optimizer(name: str, param_groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     """``adam``, ``adamw`` or ``sgd`` (no momentum, as microsoft/mup's coordinate check) over
     the groups.
 
@@ -274,7 +274,7 @@ def make_optimizer(name: str, param_groups: list[dict[str, Any]]) -> torch.optim
 
     Example:
         >>> p = nn.Parameter(torch.zeros(2))
-        >>> type(make_optimizer("sgd", [{"params": [p], "lr": 0.1}])).__name__
+        >>> type(group_optimizer("sgd", [{"params": [p], "lr": 0.1}])).__name__
         'SGD'
     """
     if name not in OPTIMIZERS:
