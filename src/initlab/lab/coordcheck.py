@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from ..diagnostics.hooks import first_tensor
 from .data import load_dataset
 from .data.text import load_stdlib_text, text_batch
+from .groups import torch_threads
 from .width import (
     PARAMETRISATIONS,
     WidthError,
@@ -42,7 +43,6 @@ from .width import (
     group_optimizer,
     is_language_model,
     prepare,
-    torch_threads,
 )
 
 __all__ = [
@@ -336,7 +336,7 @@ def coord_check(
         batch_size: examples per step (default 64; 8 sequences for a language model).
         seq_len: tokens per sequence for a language model.
         threshold: ``|slope|`` above which a layer is flagged.
-        threads: torch threads while training (:func:`~initlab.lab.width.torch_threads`).
+        threads: torch threads while training (:func:`~initlab.lab.groups.torch_threads`).
         progress: called with one line per (parametrisation, width).
 
     Returns:

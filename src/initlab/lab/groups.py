@@ -21,10 +21,11 @@ not.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -37,6 +38,7 @@ __all__ = [
     "run_bytes",
     "runs_per_group",
     "thread_candidates",
+    "torch_threads",
 ]
 
 #: the share of the available memory a vectorised group may use
@@ -149,3 +151,35 @@ def fastest_threads(step: Callable[[], object], candidates: list[int], repeat: i
     finally:
         torch.set_num_threads(before)
     return min(candidates, key=lambda n: (best[n], n))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block on ``n`` intra-op threads (None: leave torch's setting), then restore.
+
+    Used by the lab's trainer (the thread count :func:`fastest_threads` picked) and the width
+    experiments, whose models are small: their kernels are too short to share among threads,
+    and threads that spin while other processes load the cores cost several times the CPU
+    (measured: a width-128 GPT-2 step took 6x the CPU time on 2 threads as on 1 on a loaded
+    2-core machine). One thread is their default.
+
+    Args:
+        n: the thread count, or None.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with torch_threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
+    before = torch.get_num_threads()
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"threads must be a positive integer, got {n!r}")
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -43,6 +43,7 @@ from torch import Tensor
 
 from .data import load_dataset
 from .data.text import load_stdlib_text, text_batch
+from .groups import torch_threads
 from .stacked import StackedNet
 from .width import (
     DEFAULT_FAMILIES,
@@ -51,7 +52,6 @@ from .width import (
     build_member,
     group_optimizer,
     prepare,
-    torch_threads,
 )
 
 __all__ = [
@@ -527,7 +527,7 @@ def lr_sweep(
         optimizer: ``adam`` (or ``sgd``, plain, with muP's SGD rule).
         done: cells already measured (a resumed sweep): not run again.
         on_cell: called with every new cell as soon as it is measured.
-        threads: torch threads while training (:func:`~initlab.lab.width.torch_threads`).
+        threads: torch threads while training (:func:`~initlab.lab.groups.torch_threads`).
         progress: called with one line per group of runs.
 
     Returns:

@@ -51,7 +51,14 @@ from ..diagnostics import lsuv_
 from ..execute import initialize
 from .data import Dataset
 from .entries import LSUV_BATCH, Entry
-from .groups import fastest_threads, memory_budget, run_bytes, runs_per_group, thread_candidates
+from .groups import (
+    fastest_threads,
+    memory_budget,
+    run_bytes,
+    runs_per_group,
+    thread_candidates,
+    torch_threads,
+)
 from .results import RunResult, make_run_id
 from .stacked import StackedNet, stack_problem
 
@@ -539,9 +546,7 @@ def train_runs(
         plan = plan_vectorised(probe, len(runs), data, config, group_size=group_size)
         if plan.make is not None:
             size = plan.group_size
-            before = torch.get_num_threads()
-            torch.set_num_threads(plan.threads)
-            try:
+            with torch_threads(plan.threads):
                 for start in range(0, len(runs), size):
                     group = runs[start : start + size]
                     models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
@@ -549,8 +554,6 @@ def train_runs(
                     hist = _train_vectorised(plan.make(models), group, data, config, tick)
                     finish(group, hist, time.perf_counter() - t0, "vectorised")
                     t0 = time.perf_counter()
-            finally:
-                torch.set_num_threads(before)
             return results
         notify(f"initlab: training sequentially, this model cannot be vmapped ({plan.problem})")
     for run in runs:

@@ -21,9 +21,8 @@ and optimised (:func:`prepare`):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -46,7 +45,6 @@ __all__ = [
     "is_language_model",
     "parse_widths",
     "prepare",
-    "torch_threads",
 ]
 
 PARAMETRISATIONS = ("sp", "mup")
@@ -181,37 +179,6 @@ def build_member(
         if seed is not None:
             torch.manual_seed(seed)
         return build_model(spec, input_shape, num_classes)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block on ``n`` intra-op threads (None: leave torch's setting), then restore.
-
-    The width experiments' models are small: their kernels are too short to share among
-    threads, and threads that spin while other processes load the cores cost several times
-    the CPU (measured: a width-128 GPT-2 step took 6x the CPU time on 2 threads as on 1 on a
-    loaded 2-core machine). One thread is their default.
-
-    Args:
-        n: the thread count, or None.
-
-    Example:
-        >>> before = torch.get_num_threads()
-        >>> with torch_threads(1):
-        ...     torch.get_num_threads()
-        1
-        >>> torch.get_num_threads() == before
-        True
-    """
-    before = torch.get_num_threads()
-    if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise WidthError(f"threads must be a positive integer, got {n!r}")
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def is_language_model(model: nn.Module) -> bool:
