@@ -160,20 +160,27 @@ def build_run_model(
     """The run's model: built under ``torch.manual_seed(seed)`` (RNG state restored after),
     initialised by the entry's policy with ``seed``, then (``entry.data_init == "lsuv"``)
     LSUV on the first ``LSUV_BATCH`` training examples of the run's data order, moved to
-    ``device``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = model_factory()
-    initialize(model, entry.policy, seed=seed)
-    model = model.to(device)
-    if entry.data_init == "lsuv":
-        if data is None:
-            raise ValueError(f"entry {entry.label!r} needs training data for LSUV")
-        first_epoch = next(_orders(seed, data.x_train.shape[0], data.x_train.device))
-        batch = data.x_train[first_epoch[:LSUV_BATCH]].to(device)
-        lsuv_(model, batch, orthonormal_preinit=False)
-    elif entry.data_init is not None:
+    ``device``.
+
+    All of it on one torch thread: the values then do not depend on the machine's cores
+    (torch's QR, which the orthogonal entry uses, rounds differently on two threads), and the
+    small kernels of a build do not wait for a second thread that another process holds (the
+    3 orthogonal runs of the default comparison took 3-12 s to build on two threads of a loaded
+    2-core machine, 0.07 s on one)."""
+    if entry.data_init not in (None, "lsuv"):
         raise ValueError(f"unknown data-dependent init {entry.data_init!r}")
+    if entry.data_init == "lsuv" and data is None:
+        raise ValueError(f"entry {entry.label!r} needs training data for LSUV")
+    with torch_threads(1):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = model_factory()
+        initialize(model, entry.policy, seed=seed)
+        model = model.to(device)
+        if data is not None and entry.data_init == "lsuv":
+            first_epoch = next(_orders(seed, data.x_train.shape[0], data.x_train.device))
+            batch = data.x_train[first_epoch[:LSUV_BATCH]].to(device)
+            lsuv_(model, batch, orthonormal_preinit=False)
     return model
 
 
