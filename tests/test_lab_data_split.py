@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -75,3 +78,28 @@ def test_unsplittable_inputs_are_one_line_errors() -> None:
         stratified_split(np.array([0, 0, 1, 1, 1]), 0.1, 0)
     with pytest.raises(DatasetError, match="digits: the validation side would hold 2 examples"):
         load_dataset("digits", val_fraction=0.001)
+
+
+def test_digits_without_the_csv_file_fall_back_to_load_digits(monkeypatch, tmp_path) -> None:
+    """Where scikit-learn keeps no digits.csv.gz at the usual place, load_digits reads it: the
+    same data; without scikit-learn, a one-line error saying what to install."""
+    real = importlib.util.find_spec
+    elsewhere = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
+    elsewhere.submodule_search_locations = [str(tmp_path)]  # no datasets/data/digits.csv.gz
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: elsewhere if name == "sklearn" else real(name, *a),
+    )
+    fallback = load_dataset("digits")
+    monkeypatch.undo()
+    direct = load_dataset("digits")
+    assert torch.equal(fallback.x_train, direct.x_train)
+    assert torch.equal(fallback.y_val, direct.y_val)
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a)
+    )
+    with pytest.raises(
+        DatasetError, match=r"^digits: needs scikit-learn \(pip install scikit-learn\)$"
+    ):
+        load_dataset("digits")
