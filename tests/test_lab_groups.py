@@ -15,6 +15,7 @@ from initlab.lab.entries import resolve_entries
 from initlab.lab.groups import (
     ThreadTrial,
     fastest_threads,
+    quick_threads,
     run_bytes,
     runs_per_group,
     thread_candidates,
@@ -60,6 +61,12 @@ def test_fastest_threads_keeps_the_fastest_and_restores_the_setting() -> None:
     assert set(seen) == {1, 2}
     assert fastest_threads(step, [3]) == 3  # one candidate: nothing to time
     assert 1 in thread_candidates() and max(thread_candidates()) <= torch.get_num_threads()
+
+
+def test_quick_threads_guesses_among_the_candidates_and_restores_the_setting() -> None:
+    before = torch.get_num_threads()
+    assert quick_threads([1, 2]) in (1, 2) and quick_threads([2]) == 2
+    assert torch.get_num_threads() == before
 
 
 def test_thread_trial_runs_fastest_threads_schedule_on_the_callers_steps(monkeypatch) -> None:

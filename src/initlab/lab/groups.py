@@ -37,6 +37,7 @@ __all__ = [
     "available_memory",
     "fastest_threads",
     "memory_budget",
+    "quick_threads",
     "run_bytes",
     "runs_per_group",
     "thread_candidates",
@@ -217,6 +218,27 @@ def fastest_threads(step: Callable[[], object], candidates: list[int], repeat: i
         torch.set_num_threads(before)
     assert trial.chosen is not None  # the loop ran the trial to its end
     return trial.chosen
+
+
+def quick_threads(candidates: list[int]) -> int:
+    """A guess in milliseconds: the thread count among ``candidates`` at which a 256x256
+    matrix product runs fastest now (:func:`fastest_threads` on it).
+
+    For the work before a :class:`ThreadTrial` has chosen (the evaluation at init): when other
+    processes hold the cores, two threads that wait for each other are slow on any kernel
+    (measured: the default run's evaluation at init took 2.1 s on two threads of a 2-core
+    machine with one core busy, 0.6 s on one), and on a free machine they are faster on this
+    one as on the evaluation's (0.35 s on two). A few dozen products: about 5 ms when quiet.
+
+    Args:
+        candidates: the thread counts to try (:func:`thread_candidates`).
+
+    Example:
+        >>> quick_threads([1, 2]) in (1, 2), quick_threads([3])
+        (True, 3)
+    """
+    a = torch.full((256, 256), 0.5)
+    return fastest_threads(lambda: torch.mm(a, a), candidates, repeat=4)
 
 
 @contextlib.contextmanager

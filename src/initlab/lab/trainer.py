@@ -54,6 +54,7 @@ from .entries import LSUV_BATCH, Entry
 from .groups import (
     ThreadTrial,
     memory_budget,
+    quick_threads,
     run_bytes,
     runs_per_group,
     thread_candidates,
@@ -541,9 +542,11 @@ def train_runs(
         plan = plan_vectorised(probe, len(runs), data, config, group_size=group_size)
         if plan.make is not None:
             size = plan.group_size
-            # the thread count: the plan's, or the fastest on the first steps (of the first group)
-            trial = ThreadTrial([plan.threads] if plan.threads else thread_candidates())
-            with torch_threads(plan.threads):
+            # the thread count: the plan's, or the fastest on the first steps (of the first
+            # group), and before them (the evaluation at init) a quick guess
+            candidates = [plan.threads] if plan.threads else thread_candidates()
+            trial = ThreadTrial(candidates)
+            with torch_threads(plan.threads or quick_threads(candidates)):
                 for start in range(0, len(runs), size):
                     group = runs[start : start + size]
                     models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
