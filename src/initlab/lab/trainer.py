@@ -543,10 +543,11 @@ def train_runs(
         if plan.make is not None:
             size = plan.group_size
             # the thread count: the plan's, or the fastest on the first steps (of the first
-            # group), and before them (the evaluation at init) a quick guess
+            # group); before them (the evaluation at init, the trial's first steps) a quick guess
             candidates = [plan.threads] if plan.threads else thread_candidates()
-            trial = ThreadTrial(candidates)
-            with torch_threads(plan.threads or quick_threads(candidates)):
+            guess = quick_threads(candidates)
+            trial = ThreadTrial(sorted(candidates, key=lambda n: n != guess))
+            with torch_threads(guess):
                 for start in range(0, len(runs), size):
                     group = runs[start : start + size]
                     models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
