@@ -228,7 +228,8 @@ def quick_threads(candidates: list[int]) -> int:
     processes hold the cores, two threads that wait for each other are slow on any kernel
     (measured: the default run's evaluation at init took 2.1 s on two threads of a 2-core
     machine with one core busy, 0.6 s on one), and on a free machine they are faster on this
-    one as on the evaluation's (0.35 s on two). A few dozen products: about 5 ms when quiet.
+    one as on the evaluation's (0.35 s on two). At most 20 products: 5 ms on a free 2-core
+    machine, 25 ms with one core busy.
 
     Args:
         candidates: the thread counts to try (:func:`thread_candidates`).
