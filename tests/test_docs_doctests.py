@@ -74,6 +74,8 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.diagnostics.records": None,
     "initlab.diagnostics.scheme_comparison": None,
     "initlab.policy.policy": None,
+    "initlab.policy.errors": None,
+    "initlab.policy.patterns": None,
     "initlab.policy.rules": None,
     "initlab.schemes.base": None,
     "initlab.schemes.basic": None,
