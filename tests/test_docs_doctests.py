@@ -72,6 +72,7 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.diagnostics.lsuv": None,
     "initlab.diagnostics.plots": None,
     "initlab.diagnostics.records": None,
+    "initlab.diagnostics.rendering": None,
     "initlab.diagnostics.scheme_comparison": None,
     "initlab.policy.policy": None,
     "initlab.policy.errors": None,
