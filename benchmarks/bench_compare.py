@@ -13,6 +13,8 @@ and the load average is recorded before and after every sample. The default grid
    timing included) against ``vectorised=False``, on three grids:
 
    - ``default``: the default run (11 entries x 3 seeds, ``DEFAULTS``' model and epochs);
+   - ``seeds_preset``: ``initlab compare --preset seeds`` (11 entries x 3 seeds, the shallow
+     64-256-128-10 MLP, 10 epochs of Adam): the default grid when the speed issue was filed;
    - ``seed_entries``: the seeds' 6 entries x 3 seeds, 5 epochs;
    - ``cnn``: the zoo's CNN on 8x8 digit images, 6 entries x 3 seeds, 3 epochs.
 
@@ -56,7 +58,7 @@ from torch import nn
 from initlab import build_model
 from initlab.lab import load_dataset
 from initlab.lab.entries import SEED_ENTRIES, resolve_entries
-from initlab.lab.experiment import DEFAULTS
+from initlab.lab.experiment import DEFAULTS, PRESETS
 from initlab.lab.results import versions
 from initlab.lab.trainer import (
     Run,
@@ -70,6 +72,7 @@ from initlab.lab.trainer import (
 #: name -> (model spec, image inputs, entry names or None for the defaults, epochs)
 GRIDS: dict[str, tuple[str, bool, list[str] | None, int]] = {
     "default": (DEFAULTS["model"], False, None, DEFAULTS["epochs"]),
+    "seeds_preset": (PRESETS["seeds"]["model"], False, None, PRESETS["seeds"]["epochs"]),
     "seed_entries": (DEFAULTS["model"], False, list(SEED_ENTRIES), 5),
     "cnn": ("cnn", True, list(SEED_ENTRIES), 3),
 }
@@ -96,8 +99,9 @@ def grid_setup(name: str) -> tuple[Callable[[], nn.Module], list[Run], object, T
         return build_model(spec, data.input_shape, data.num_classes)
 
     runs = [Run(e, s) for e in resolve_entries(entries) for s in range(DEFAULTS["seeds"])]
-    config = TrainConfig(epochs=epochs, optimizer=DEFAULTS["optimizer"], lr=DEFAULTS["lr"],
-                         batch_size=DEFAULTS["batch_size"])  # fmt: skip
+    preset = PRESETS["seeds"] if name == "seeds_preset" else DEFAULTS
+    config = TrainConfig(epochs=epochs, optimizer=preset["optimizer"], lr=preset["lr"],
+                         batch_size=preset["batch_size"])  # fmt: skip
     return factory, runs, data, config
 
 
