@@ -11,8 +11,9 @@ pool at one thread; each op is timed alone, best of ``--repeat``. Compared:
   :class:`initlab.streams.kernels.Normal` now computes it (its full-kernel time too);
 * ``ziggurat_fast_path``: the fast path of a 256-layer ziggurat (Marsaglia & Tsang 2000,
   https://doi.org/10.18637/jss.v005.i08): low 9 bits of the word pick a layer and sign, one
-  table lookup for the accept limit and one for the scaled width, then k·W. Its retries (~1.5%
-  of elements, ~40-60 ns each with numpy) are left out: a lower bound of a numpy ziggurat.
+  table lookup for the accept limit and one for the scaled width, then k·W, and the positions
+  of the rejected (1.49%). Their retries (wedge tests with exp, the tail by inversion: ~40-60
+  ns per rejected element with numpy) are left out: a lower bound of a numpy ziggurat.
 
 numpy has no vectorised gather, so each table lookup costs ~0.5 ns per element: the ziggurat's
 two lookups cost about what numpy's SIMD transcendentals cost Box–Muller. The load average is
@@ -94,11 +95,24 @@ def box_muller_ops(words: np.ndarray, use_torch: bool) -> dict[str, Callable[[],
     }  # fmt: skip
 
 
+def ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
+    """The 256-layer ziggurat's fast-path tables by the word's low 9 bits (layer, sign):
+    the accept limit ``⌊2²³·x_(i−1)/x_i⌋ << 9`` and the signed width ``±x_i·2⁻²³``."""
+    r, v, layers = 3.6541528853610092, 4.928673233974648e-3, 256  # R solved so layer 1 closes
+    x = np.empty(layers)
+    x[-1] = r
+    for i in range(layers - 2, 0, -1):
+        x[i] = math.sqrt(-2.0 * math.log(v / x[i + 1] + math.exp(-0.5 * x[i + 1] ** 2)))
+    x[0] = v / math.exp(-0.5 * r * r)
+    ratio = np.concatenate([[r / x[0], 0.0], x[1:-1] / x[2:]])
+    limit = np.floor(ratio * 2.0**23).astype(np.uint32) << 9
+    width = np.concatenate([x, -x]) * 2.0**-23
+    return np.tile(limit, 2), width.astype(np.float32)
+
+
 def ziggurat_ops(words: np.ndarray) -> dict[str, Callable[[], object]]:
     """The fast path of a 256-layer ziggurat (tables of 512 entries: layer and sign)."""
-    rng = np.random.default_rng(0)  # timing only: table contents do not change the cost
-    limit = (rng.random(512) * 2**23).astype(np.uint32) << 9
-    width = ((rng.random(512) - 0.5) * 2**-21).astype(np.float32)
+    limit, width = ziggurat_tables()
     w, b = np.empty(N, np.uint32), np.empty(N, np.intp)
     lim, rej = np.empty(N, np.uint32), np.empty(N, np.bool_)
     wt, kf, x, sq = (np.empty(N, np.float32) for _ in range(4))
