@@ -416,6 +416,32 @@ def test_float32_normal_law_ks_and_tails():
         assert abs((z.abs() > a).double().mean().item() - p) < 3 * math.sqrt(p * (1 - p) / N)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normal_mean_and_std_fold(dtype):
+    """std is folded into r (std² a normal number of the dtype) or multiplied after (std² under-
+    or overflows), mean added last; std = 0 gives mean (±0.0 at mean 0)."""
+
+    def fill(mean: float, std: float) -> torch.Tensor:
+        return KeyedStream(0, "p").normal_(torch.empty(5000, dtype=dtype), mean, std)
+
+    unit = fill(0.0, 1.0)
+    f32 = dtype == torch.float32
+    tiny, huge = (1e-25, 1e20) if f32 else (1e-170, 1e160)
+    for std in (2.0, 0.02, tiny, huge):  # folded, folded, std² underflows, std² overflows
+        rtol = 3e-7 if f32 else 1e-15  # a rounding or two
+        torch.testing.assert_close(fill(0.0, std), unit * std, rtol=rtol, atol=0)
+    scaled = fill(0.0, 2.0)
+    assert torch.equal(fill(0.5, 2.0), scaled + torch.tensor(0.5, dtype=dtype))  # added last
+    assert torch.equal(fill(0.25, 0.0), torch.full((5000,), 0.25, dtype=dtype))
+    assert (fill(0.0, 0.0) == 0).all()
+    assert torch.isfinite(fill(0.0, tiny)).all() and (fill(0.0, tiny) != 0).all()
+    for std in (tiny, huge) if f32 else (tiny,):  # float64: huge² overflows the sums
+        s = KeyedStream(0, "p")
+        s.measure = True
+        t = s.normal_(torch.empty(8192, dtype=dtype), 0.0, std)  # one whole chunk
+        assert s.achieved_std(t) == pytest.approx(t.double().std().item(), rel=1e-6)
+
+
 def _trunc_moments(a: float, b: float) -> tuple[float, float]:
     pdf = lambda x: 0.0 if math.isinf(x) else math.exp(-x * x / 2) / math.sqrt(2 * math.pi)  # noqa: E731
     xpdf = lambda x: 0.0 if math.isinf(x) else x * pdf(x)  # noqa: E731

@@ -159,9 +159,9 @@ class Normal(Kernel):
         self.unit = ft(2.0 ** (-53 if f64 else -24))
         self.angle = ft(2.0 * math.pi * float(self.unit))
         # r = sqrt(-2·std²·ln u1) in one multiply when std² is a normal number of the dtype
-        var = float(self.std) ** 2
-        self.fold = 0 < var < np.finfo(ft).max and var >= np.finfo(ft).tiny
-        self.r_scale = ft(-2.0 * var) if self.fold else ft(-2.0)
+        self.var = float(self.std) * float(self.std)  # inf past float64's range, not an error
+        self.fold = float(np.finfo(ft).tiny) <= self.var < float(np.finfo(ft).max)
+        self.r_scale = ft(-2.0 * self.var) if self.fold else ft(-2.0)
 
     def __call__(
         self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
@@ -176,7 +176,7 @@ class Normal(Kernel):
         np.log(r, out=r)
         np.multiply(r, self.r_scale, out=r)
         if sums is not None:  # x - mean = r cos θ, r sin θ: the squares of a pair sum to r²
-            sq = float(torch.sum(_tview(r))) * (1.0 if self.fold else float(self.std) ** 2)
+            sq = float(torch.sum(_tview(r))) * (1.0 if self.fold else self.var)
         np.sqrt(r, out=r)
         if not self.fold and self.std != 1:
             np.multiply(r, self.std, out=r)
