@@ -55,6 +55,7 @@ bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(PY) benchmarks/bench_trunc_normal.py --out benchmarks/results/trunc_normal.json
 	$(PY) benchmarks/bench_streams.py --out benchmarks/results/streams.json
+	$(PY) benchmarks/bench_normal_kernels.py --out benchmarks/results/normal_kernels.json
 	$(PY) benchmarks/bench_compare.py --out benchmarks/results/compare.json
 	$(PY) benchmarks/bench_materialize.py --verify --out benchmarks/results/materialize.json
 	$(PY) benchmarks/bench_materialize.py --model hf-gpt2,hf-llama --verify \

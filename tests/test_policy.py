@@ -26,7 +26,7 @@ from initlab.policy import (
     loads_policy,
     save_policy,
 )
-from initlab.policy.rules import compile_pattern
+from initlab.policy.patterns import compile_pattern
 from initlab.specs import load_policy
 
 LSTM_GATES = ("i", "f", "g", "o")

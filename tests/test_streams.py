@@ -129,6 +129,22 @@ def test_normal_follows_the_spec():
             assert t[h + j].item() == pytest.approx(0.5 + r * math.sin(th), rel=1e-5, abs=1e-5)
 
 
+def test_float32_normal_is_box_muller_in_numpy_float32_bit_for_bit():
+    """The float32 kernel is the documented formula, op for op, in numpy's float32 kernels."""
+    n, c, h = 100, 128, 64
+    s = KeyedStream(1, "bm")
+    t = torch.empty(n)
+    s.normal_(t, 0.5, 2.0)
+    k = np.array(_spec_words(s, 0, 0, c, 4), np.uint32) >> 8
+    f = k.astype(np.float32)
+    unit = np.float32(2.0**-24)
+    r = np.sqrt(np.log(f[:h] * unit + unit) * np.float32(-2.0 * 2.0**2))  # std² folded in
+    th = f[h:] * np.float32(2 * math.pi * 2.0**-24)
+    x = np.concatenate([np.cos(th) * r, np.sin(th) * r]) + np.float32(0.5)
+    assert x.dtype == np.float32
+    assert torch.equal(t, torch.from_numpy(x[:n]))
+
+
 def test_chunk_size_rule():
     assert [chunk_size(n) for n in (0, 1, 64, 65, 1000, 4096, CH, CH + 1, 10**9)] == [
         64, 64, 64, 128, 1024, 4096, CH, CH, CH]  # fmt: skip
@@ -383,6 +399,47 @@ def test_normal_statistics(dtype):
     # the two Box–Muller halves of a chunk are uncorrelated
     c = torch.corrcoef(torch.stack([z[: CH // 2], z[CH // 2 : CH]]))[0, 1].item()
     assert abs(c) < 5 / math.sqrt(CH / 2)
+
+
+def test_float32_normal_law_ks_and_tails():
+    """Kolmogorov-Smirnov over 4M float32 values (p > 1e-3: sqrt(n)·D < 1.9495), and the
+    tail frequencies P(|z| > a) within 3 standard errors."""
+    x = torch.empty(N)
+    KeyedStream(4, "law").normal_(x, 0.0, 1.0)
+    z = x.double().sort().values
+    cdf = torch.special.ndtr(z)
+    i = torch.arange(N, dtype=torch.float64)
+    d = max((cdf - i / N).abs().max().item(), ((i + 1) / N - cdf).abs().max().item())
+    assert math.sqrt(N) * d < 1.9495
+    for a in (2.0, 3.0, 4.0):
+        p = math.erfc(a / math.sqrt(2))
+        assert abs((z.abs() > a).double().mean().item() - p) < 3 * math.sqrt(p * (1 - p) / N)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normal_mean_and_std_fold(dtype):
+    """std is folded into r (std² a normal number of the dtype) or multiplied after (std² under-
+    or overflows), mean added last; std = 0 gives mean (±0.0 at mean 0)."""
+
+    def fill(mean: float, std: float) -> torch.Tensor:
+        return KeyedStream(0, "p").normal_(torch.empty(5000, dtype=dtype), mean, std)
+
+    unit = fill(0.0, 1.0)
+    f32 = dtype == torch.float32
+    tiny, huge = (1e-25, 1e20) if f32 else (1e-170, 1e160)
+    for std in (2.0, 0.02, tiny, huge):  # folded, folded, std² underflows, std² overflows
+        rtol = 3e-7 if f32 else 1e-15  # a rounding or two
+        torch.testing.assert_close(fill(0.0, std), unit * std, rtol=rtol, atol=0)
+    scaled = fill(0.0, 2.0)
+    assert torch.equal(fill(0.5, 2.0), scaled + torch.tensor(0.5, dtype=dtype))  # added last
+    assert torch.equal(fill(0.25, 0.0), torch.full((5000,), 0.25, dtype=dtype))
+    assert (fill(0.0, 0.0) == 0).all()
+    assert torch.isfinite(fill(0.0, tiny)).all() and (fill(0.0, tiny) != 0).all()
+    for std in (tiny, huge) if f32 else (tiny,):  # float64: huge² overflows the sums
+        s = KeyedStream(0, "p")
+        s.measure = True
+        t = s.normal_(torch.empty(8192, dtype=dtype), 0.0, std)  # one whole chunk
+        assert s.achieved_std(t) == pytest.approx(t.double().std().item(), rel=1e-6)
 
 
 def _trunc_moments(a: float, b: float) -> tuple[float, float]:

@@ -20,8 +20,8 @@ from .fans import Fans
 from .layers import claims_child, compute_fans
 from .policy import ParamInfo, Policy, PolicyError
 from .policy.expressions import SchemeTemplate
+from .policy.patterns import compile_pattern, pattern_matches
 from .policy.quantities import model_quantities
-from .policy.rules import compile_pattern, pattern_matches
 from .report import InitReport, ParamRow
 from .schemes import Scheme
 from .specs import load_policy

@@ -42,16 +42,17 @@ from typing import Any
 
 from torch import nn
 
+from .policy.errors import PolicyError
 from .policy.files import FORMATS, read_policy_file
 from .policy.policy import Policy
 from .policy.presets import DEPRECATED_PRESETS, get_preset, list_presets
-from .policy.rules import PolicyError, Rule, as_scheme, did_you_mean
+from .policy.rules import Rule, as_scheme
 from .refs import RefError, is_file_ref, load_ref
 from .schemes import Scheme, aliases, list_schemes
 from .sources.hf import build_hf_model
 from .sources.timm import build_timm
 from .sources.torchvision import build_torchvision
-from .syntax import SpecError, canonical_name, format_spec, parse_spec
+from .syntax import SpecError, canonical_name, did_you_mean, format_spec, parse_spec
 from .zoo import MODELS, ModelError, build_zoo_model
 
 __all__ = [

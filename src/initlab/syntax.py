@@ -3,6 +3,7 @@
 * Names (schemes, presets, models, lab entries) are compared case-insensitively, with ``-``
   and ``_`` interchangeable, and shown one way: lower case with underscores
   (``xavier_uniform``, ``torch_default``, ``gpt2``): :func:`canonical_name`.
+* A misspelt name gets the closest valid one as a hint: :func:`did_you_mean`.
 * A spec is ``name:key=value,key=value`` (:func:`parse_spec`, :func:`format_spec`). Values
   are parsed, in this order, as ``int``, ``float``, ``bool`` (``true``/``false``, any case),
   ``None`` (``none``/``null``) or else kept as ``str``; the ``path`` key always stays a string.
@@ -15,11 +16,19 @@ resolvers in :mod:`initlab.specs`) reads strings the same way.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["SpecError", "canonical_name", "format_spec", "parse_spec", "parse_value"]
+__all__ = [
+    "SpecError",
+    "canonical_name",
+    "did_you_mean",
+    "format_spec",
+    "parse_spec",
+    "parse_value",
+]
 
 
 def canonical_name(name: str) -> str:
@@ -41,6 +50,24 @@ def canonical_name(name: str) -> str:
 # -- specs ---------------------------------------------------------------------------------
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string.
+
+    Args:
+        word: what was given.
+        candidates: the valid words.
+
+    Returns:
+        The hint, to append to an error message.
+
+    Example:
+        >>> did_you_mean("orthogonl", ["orthogonal", "zeros"]), did_you_mean("qqq", ["zeros"])
+        (" (did you mean 'orthogonal'?)", '')
+    """
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class SpecError(ValueError):

@@ -67,7 +67,8 @@ from torch import Tensor, nn
 from ..fans import Block
 from ..layers import WeightParam, unknown_params, weight_params
 from .hooks import first_tensor, prepare_inputs, preserved_state, select_layers
-from .records import Rendered, SkippedLayer, fmt, skip_note
+from .records import SkippedLayer, skip_note
+from .rendering import Rendered, fmt
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -35,7 +35,8 @@ from torch import Tensor, nn
 
 from ..layers import unknown_params, weight_params
 from .hooks import diagnose
-from .records import Diagnosis, Rendered, SkippedLayer, Thresholds, fmt, skip_note
+from .records import Diagnosis, SkippedLayer, Thresholds, skip_note
+from .rendering import Rendered, fmt
 
 if TYPE_CHECKING:
     from rich.table import Table

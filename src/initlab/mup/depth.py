@@ -27,7 +27,7 @@ import dataclasses
 
 from torch import nn
 
-from ..policy.rules import pattern_matches
+from ..policy.patterns import pattern_matches
 from .classify import MupError, canonical
 
 __all__ = ["DEFAULT_BRANCHES", "DEPTH_RULES", "Depth", "find_depth"]

@@ -18,13 +18,14 @@ offending key, e.g. ``rules[2].scheme``.
 """
 
 from . import families  # noqa: F401  (registers the family presets)
+from .errors import PolicyError
 from .expressions import ExpressionError
 from .families import timm_auto, torchvision_auto
 from .files import FORMATS, dumps_policy, loads_policy, read_policy_file, save_policy
 from .policy import UNMATCHED, Policy, Resolution
 from .presets import DEPRECATED_PRESETS, get_preset, list_presets, preset_info, register_preset
 from .quantities import model_quantities
-from .rules import ParamInfo, PolicyError, Rule
+from .rules import ParamInfo, Rule
 
 __all__ = [
     "DEPRECATED_PRESETS",

@@ -41,8 +41,8 @@ from typing import Any
 import tomli_w
 import yaml
 
+from .errors import PolicyError
 from .policy import Policy
-from .rules import PolicyError
 
 __all__ = ["FORMATS", "dumps_policy", "loads_policy", "read_policy_file", "save_policy"]
 

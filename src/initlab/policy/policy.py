@@ -34,18 +34,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..schemes.base import Scheme
+from ..syntax import did_you_mean
+from .errors import PolicyError, at
 from .expressions import ExpressionError, SchemeTemplate
-from .rules import (
-    ParamInfo,
-    PolicyError,
-    Rule,
-    as_scheme,
-    at,
-    compile_pattern,
-    did_you_mean,
-    pattern_matches,
-    scheme_to_data,
-)
+from .patterns import compile_pattern, pattern_matches
+from .rules import ParamInfo, Rule, as_scheme, scheme_to_data
 
 __all__ = ["UNMATCHED", "Policy", "Resolution"]
 
@@ -235,7 +228,7 @@ class Policy:
             >>> pol.bind({"n_layers": 2})
             Traceback (most recent call last):
             ...
-            initlab.policy.rules.PolicyError: rules[0].scheme.std: expression ... unknown name ...
+            initlab.policy.errors.PolicyError: rules[0].scheme.std: expression ... unknown name ...
         """
         out: dict[SchemeTemplate, Scheme] = {}
         for path, template in self._templates():

@@ -38,9 +38,10 @@ from typing import Any
 
 from torch import nn
 
-from ..syntax import canonical_name
+from ..syntax import canonical_name, did_you_mean
+from .errors import PolicyError
 from .policy import Policy
-from .rules import PolicyError, Rule, did_you_mean
+from .rules import Rule
 
 __all__ = ["DEPRECATED_PRESETS", "get_preset", "list_presets", "preset_info", "register_preset"]
 

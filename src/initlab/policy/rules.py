@@ -18,239 +18,28 @@ class, shape, packed blocks) and matches when every criterion it sets holds:
   ``*RMSNorm``/``*LayerNorm`` with a 1-D weight alike); never matches a parameter of an
   unregistered layer.
 
-Patterns are globs (:func:`fnmatch.fnmatchcase`: ``*`` matches any run of characters, dots
-included; ``?`` one character; ``[abc]`` a set) or, when prefixed with ``re:``, regular
-expressions that must match the whole name (``re.fullmatch``).
+Patterns are globs or ``re:`` regular expressions (:mod:`initlab.policy.patterns`).
 
 Invalid values raise :class:`PolicyError`; its ``path`` names the key (``"rules[1].ndim"``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import difflib
-import fnmatch
 import functools
 import re
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-from torch import nn
 
 from ..layers.spec import ROLES
 from ..schemes.base import Scheme, get_scheme, list_schemes, resolve_name, scheme_class
 from ..schemes.base import aliases as scheme_aliases
-from ..syntax import SpecError, parse_spec
+from ..syntax import SpecError, did_you_mean, parse_spec
+from .errors import PolicyError, at
 from .expressions import ExpressionError, SchemeTemplate, is_expression
+from .patterns import DOTTED, class_path, compile_pattern, pattern_matches, type_matches
 
-__all__ = [
-    "ParamInfo",
-    "PolicyError",
-    "Rule",
-    "as_scheme",
-    "compile_pattern",
-    "pattern_matches",
-    "scheme_to_data",
-]
-
-
-class PolicyError(ValueError):
-    """An invalid policy, rule or policy file.
-
-    Its text is one line, ``"<file>, line <n>: <key path>: <message>"`` (each part when known).
-
-    Attributes:
-        message: what is wrong and how to fix it.
-        path: where, as a key path (``"rules[2].scheme"``), or None for the whole policy.
-        file: the policy file, when the policy came from one.
-        line: the line of the file (1-based), when known.
-
-    Example:
-        >>> try:
-        ...     Rule("zeros", ndim="x")
-        ... except PolicyError as e:
-        ...     print(e.path, "|", e)
-        ndim | ndim: expected an int or list of ints, got 'x'
-    """
-
-    def __init__(
-        self,
-        message: str,
-        path: str | None = None,
-        file: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        self.message, self.path, self.file, self.line = message, path or None, file, line
-        where = f"{file}, line {line}" if file and line else file or (line and f"line {line}")
-        super().__init__(": ".join(p for p in (where, path, message) if p))
-
-    def within(self, prefix: str) -> PolicyError:
-        """The same error with ``prefix`` before its path (``"rules[2]"`` + ``"ndim"``)."""
-        sep = "" if not self.path or self.path.startswith("[") else "."
-        return PolicyError(self.message, f"{prefix}{sep}{self.path or ''}", self.file, self.line)
-
-    def in_file(self, file: str, line: int | None = None) -> PolicyError:
-        """The same error located in ``file`` (at ``line``, or the line it already has)."""
-        return PolicyError(self.message, self.path, file, line or self.line)
-
-
-@contextlib.contextmanager
-def at(path: str) -> Iterator[None]:
-    """Prefix the path of a PolicyError raised inside the block with ``path``.
-
-    Args:
-        path: the key path of the block (``"rules[2]"``).
-
-    Example:
-        >>> try:
-        ...     with at("rules[2]"):
-        ...         raise PolicyError("bad", "ndim")
-        ... except PolicyError as e:
-        ...     print(e)
-        rules[2].ndim: bad
-    """
-    try:
-        yield
-    except PolicyError as e:
-        raise e.within(path) from None
-
-
-def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string.
-
-    Args:
-        word: what was given.
-        candidates: the valid words.
-
-    Returns:
-        The hint, to append to an error message.
-
-    Example:
-        >>> did_you_mean("orthogonl", ["orthogonal", "zeros"]), did_you_mean("qqq", ["zeros"])
-        (" (did you mean 'orthogonal'?)", '')
-    """
-    close = difflib.get_close_matches(word, list(candidates), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# -- patterns ------------------------------------------------------------------------------
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A compiled regex for a glob pattern or a ``re:`` regular expression; use ``fullmatch``.
-
-    Raises PolicyError (no path; the caller adds it) for a bad regular expression or a
-    non-string pattern.
-
-    Args:
-        pattern: a glob (``*`` any run of characters, dots included; ``?``; ``[abc]``) or
-            ``"re:<regex>"``.
-
-    Returns:
-        The compiled pattern.
-
-    Example:
-        >>> compile_pattern("layers.*.weight").fullmatch("layers.3.attn.weight") is not None
-        True
-    """
-    if not isinstance(pattern, str):
-        raise PolicyError(f"a pattern must be a string (a glob or 're:<regex>'), got {pattern!r}")
-    return _compile(pattern)
-
-
-@functools.lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re.Pattern[str]:
-    if pattern.startswith("re:"):
-        try:
-            return re.compile(pattern[3:])
-        except re.error as e:
-            raise PolicyError(
-                f"bad regular expression {pattern!r}: {e}; fix the regex after 're:' "
-                f"(or drop 're:' for a glob)"
-            ) from None
-    return re.compile(fnmatch.translate(pattern), re.DOTALL)
-
-
-def pattern_matches(pattern: str, text: str) -> bool:
-    r"""Whether ``text`` matches the glob or ``re:`` pattern (whole string).
-
-    Args:
-        pattern: a glob or ``"re:<regex>"``.
-        text: the name to test.
-
-    Returns:
-        True when the whole of ``text`` matches.
-
-    Example:
-        >>> pattern_matches("weight_hh_l*", "weight_hh_l0"), pattern_matches("w?ight", "weights")
-        (True, False)
-        >>> pattern_matches(r"re:weight_(ih|hh)_l\d", "weight_ih_l1")
-        True
-    """
-    return compile_pattern(pattern).fullmatch(text) is not None
-
-
-# -- module types --------------------------------------------------------------------------
-_DOTTED = re.compile(r"[A-Za-z_]\w*(\.([A-Za-z_]\w*|<locals>))*")
-
-
-def class_path(cls: type) -> str:
-    """The dotted path stored for a class: ``torch.nn.X`` for torch.nn's public classes.
-
-    Args:
-        cls: a class.
-
-    Returns:
-        ``torch.nn.X`` or ``module.qualname``.
-
-    Example:
-        >>> class_path(nn.Linear), class_path(nn.modules.conv._ConvNd)
-        ('torch.nn.Linear', 'torch.nn.modules.conv._ConvNd')
-    """
-    if cls.__module__.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls:
-        return f"torch.nn.{cls.__name__}"
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _lookup(path: str) -> Any:
-    """The object at a dotted path among already imported modules (never imports), or None."""
-    parts = path.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        if (obj := sys.modules.get(".".join(parts[:i]))) is not None:
-            for p in parts[i:]:
-                obj = getattr(obj, p, None)
-            return obj
-    return None
-
-
-@functools.lru_cache(maxsize=4096)
-def type_matches(spec: str, cls: type) -> bool:
-    """Whether the module-type string ``spec`` names ``cls`` or one of its base classes.
-
-    ``"nn.X"`` is read as ``"torch.nn.X"``. A bare name compares class names along the MRO; a
-    dotted path compares paths, then the class at that path among modules already imported
-    (never importing one).
-
-    Args:
-        spec: a class name (``"Linear"``) or dotted path (``"torch.nn.Conv2d"``, ``"nn.Module"``).
-        cls: the module's class.
-
-    Returns:
-        True when ``spec`` names ``cls`` or a base class of it.
-
-    Example:
-        >>> type_matches("Linear", nn.Linear), type_matches("nn.Module", nn.Linear)
-        (True, True)
-        >>> type_matches("torch.nn.Conv2d", nn.Linear)
-        False
-    """
-    mro = getattr(cls, "__mro__", (cls,))
-    if "." not in spec:
-        return any(c.__name__ == spec for c in mro)
-    if any(f"{c.__module__}.{c.__qualname__}" == spec for c in mro):
-        return True
-    target = _lookup(f"torch.{spec}" if spec.startswith("nn.") else spec)
-    return isinstance(target, type) and target in mro
+__all__ = ["ParamInfo", "Rule", "as_scheme", "scheme_to_data"]
 
 
 def _module_spec(value: Any) -> tuple[str, ...]:
@@ -262,7 +51,7 @@ def _module_spec(value: Any) -> tuple[str, ...]:
         where = f"[{i}]" if isinstance(value, (list, tuple)) else None
         if isinstance(item, type):
             out.append(class_path(item))
-        elif isinstance(item, str) and _DOTTED.fullmatch(item.strip()):
+        elif isinstance(item, str) and DOTTED.fullmatch(item.strip()):
             out.append(item.strip())
         elif isinstance(item, str):
             raise PolicyError(
@@ -302,7 +91,7 @@ def as_scheme(value: Any) -> Scheme | SchemeTemplate:
         >>> as_scheme({"name": "normal", "sd": 1})
         Traceback (most recent call last):
         ...
-        initlab.policy.rules.PolicyError: sd: unknown parameter 'sd' for scheme 'normal' ...
+        initlab.policy.errors.PolicyError: sd: unknown parameter 'sd' for scheme 'normal' ...
     """
     if isinstance(value, (Scheme, SchemeTemplate)):
         return value
@@ -459,6 +248,7 @@ class ParamInfo:
         role: the parameter's role from the layer registry (None: layer not registered).
 
     Example:
+        >>> from torch import nn
         >>> info = ParamInfo("rnn.weight_hh_l0", "rnn", "weight_hh_l0", nn.LSTM, (32, 8),
         ...                  ("i", "f", "g", "o"))
         >>> Rule("orthogonal", module="LSTM", param="weight_*").matches(info)
@@ -513,6 +303,7 @@ class Rule:
         id: the rule's label in reports.
 
     Example:
+        >>> from torch import nn
         >>> rule = Rule({"name": "constant", "val": 1.0}, module=nn.LSTM, param="bias_*", block="f")
         >>> rule.to_dict()  # doctest: +NORMALIZE_WHITESPACE
         {'scheme': {'name': 'constant', 'val': 1.0}, 'module': ['torch.nn.LSTM'],

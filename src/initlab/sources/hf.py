@@ -16,8 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from ..policy.rules import did_you_mean
-from ..syntax import parse_value
+from ..syntax import did_you_mean, parse_value
 from ..zoo import ModelError
 
 __all__ = ["HEADS", "build_hf_model", "parse_hf_spec"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from ..policy.rules import did_you_mean
+from ..syntax import did_you_mean
 from ..zoo import ModelError
 from .query import parse_query
 

@@ -48,11 +48,11 @@ as 1, 2, 3", whose AES generator this is):
   GIL. Each pool thread runs torch ops single-threaded (OpenMP builds), so torch's own
   threads never nest inside the pool; values do not depend on any of this.
 
-Limitations: the integer bits are identical everywhere; log, sin, cos and ndtri (torch's CPU
-kernels, MKL or SLEEF) are chosen per CPU, so bitwise equality of normal values across CPU
-families (e.g. AVX2 vs AVX-512) is not promised, only on one machine and software stack. The
-domain tags, ``CH`` and the chunk rule version the stream. One stream object should not be
-drawn from by several threads at once.
+Limitations: the integer bits are identical everywhere; log, sin and cos (numpy's SIMD
+kernels; float64 sin and cos: torch's) and ndtri (torch's) are chosen per CPU, so bitwise
+equality of normal values across CPU families (e.g. AVX2 vs AVX-512) or numpy/torch versions is
+not promised, only on one machine and software stack. The domain tags, ``CH`` and the chunk
+rule version the stream. One stream object should not be drawn from by several threads at once.
 """
 
 from .chunks import CH, chunk_size

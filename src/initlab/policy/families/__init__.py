@@ -8,10 +8,10 @@ One module per library: :mod:`.hf` (transformers: ``gpt2``, ``bert``, ``llama``,
 ``resnet``; :func:`timm_auto`) and :mod:`.torchvision` (:func:`torchvision_auto`).
 """
 
+from ..errors import PolicyError
 from ..policy import Policy
 from ..presets import register_preset
 from ..quantities import model_config, model_quantities
-from ..rules import PolicyError
 from . import hf, timm, torchvision  # noqa: F401  (register the presets)
 from .timm import timm_auto
 from .torchvision import torchvision_auto
@@ -37,7 +37,7 @@ def _timm_auto_preset(*, model: object = None) -> Policy:
         >>> get_preset("timm-auto")
         Traceback (most recent call last):
         ...
-        initlab.policy.rules.PolicyError: timm_auto picks the family from the model: ...
+        initlab.policy.errors.PolicyError: timm_auto picks the family from the model: ...
     """
     _needs_model("timm_auto", model)
     return timm_auto(model)  # type: ignore[arg-type]

@@ -30,10 +30,12 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import PolicyError, at
+from ..patterns import compile_pattern
 from ..policy import Policy
 from ..presets import EMBEDDINGS, LINEAR, register_preset
 from ..quantities import model_config, model_quantities
-from ..rules import PolicyError, Rule, at, compile_pattern
+from ..rules import Rule
 
 __all__ = ["FAMILIES", "GPT2_RESIDUAL", "hf_family"]
 

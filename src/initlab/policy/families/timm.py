@@ -29,9 +29,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import PolicyError
+from ..patterns import type_matches
 from ..policy import Policy
 from ..presets import BATCHNORM, CONV, LINEAR, NORMS, register_preset
-from ..rules import PolicyError, Rule, type_matches
+from ..rules import Rule
 from .torchvision import resnet, resnet_options
 
 __all__ = [

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import PolicyError
+from ..patterns import type_matches
 from ..policy import Policy
 from ..presets import BATCHNORM, CONV, register_preset
-from ..rules import PolicyError, Rule, type_matches
+from ..rules import Rule
 
 __all__ = ["last_residual_norm", "resnet", "resnet_options", "torchvision_auto"]
 
