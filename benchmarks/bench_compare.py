@@ -8,9 +8,10 @@ and the load average is recorded before and after every sample. The default grid
 :data:`DEFAULTS`, the ``depth`` preset: a plain 20-layer ReLU network of width 128 on digits,
 10 epochs of SGD.
 
-1. **Training only**, in this process after a warm-up: ``train_runs`` vectorised (engine, group
-   size and threads as :func:`~initlab.lab.trainer.plan_vectorised` picks them, its probing and
-   timing included) against ``vectorised=False``, on three grids:
+1. **Training only**, in this process after a warm-up: ``train_runs`` vectorised (engine and
+   group size as :func:`~initlab.lab.trainer.plan_vectorised` picks them, threads as the first
+   steps' :class:`~initlab.lab.groups.ThreadTrial` picks them, all of it included) against
+   ``vectorised=False``, on three grids:
 
    - ``default``: the default run (11 entries x 3 seeds, ``DEFAULTS``' model and epochs);
    - ``seeds_preset``: ``initlab compare --preset seeds`` (11 entries x 3 seeds, the shallow
@@ -31,7 +32,8 @@ and the load average is recorded before and after every sample. The default grid
    its previous repetition left in cache; the **working-set roofline** runs the same kernels in
    a step's order over the group's own tensors (every layer's weights, fresh gradients kept
    until the update), so it also pays the memory traffic a real step cannot avoid. Both ratios
-   are printed.
+   are printed. All run on the thread count :func:`~initlab.lab.groups.fastest_threads` picks
+   for the ensemble step.
 
 3. **End to end**: ``python -m initlab compare --out TMP --json`` in a fresh process (imports,
    data, training, statistics, plots, report) against the same with ``--sequential``; and the
@@ -59,6 +61,7 @@ from initlab import build_model
 from initlab.lab import load_dataset
 from initlab.lab.entries import SEED_ENTRIES, resolve_entries
 from initlab.lab.experiment import DEFAULTS, PRESETS
+from initlab.lab.groups import fastest_threads, thread_candidates
 from initlab.lab.results import versions
 from initlab.lab.trainer import (
     Run,
@@ -139,7 +142,7 @@ def training_only(name: str, repeat: int, one_thread: bool = False) -> dict:
         "plan": {
             "engine": plan.engine,
             "group_size": plan.group_size,
-            "threads": plan.threads,
+            "threads": plan.threads or "first steps",
             "per_run_mib": round(plan.per_run_bytes / 2**20, 2),
         },
         "vectorised_seconds": round(best["vectorised"], 3),
@@ -161,25 +164,26 @@ def roofline(steps: int = 20) -> dict:
     size, batch = plan.group_size, config.batch_size
     models = [build_run_model(factory, r.entry, r.seed) for r in runs[:size]]
     before = torch.get_num_threads()
-    torch.set_num_threads(plan.threads)
+    net = plan.make(models).train()
+    opt = make_optimizer(list(net.params.values()), config)
+    idx = torch.stack([torch.randperm(data.n_train)[:batch] for _ in range(size)])
+    x, y = data.x_train[idx], data.y_train[idx]
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        net.loss(x, y).sum().backward()
+        opt.step()
+
+    threads = plan.threads or fastest_threads(step, thread_candidates())
+    torch.set_num_threads(threads)
     try:
-        net = plan.make(models).train()
-        opt = make_optimizer(list(net.params.values()), config)
-        idx = torch.stack([torch.randperm(data.n_train)[:batch] for _ in range(size)])
-        x, y = data.x_train[idx], data.y_train[idx]
-
-        def step() -> None:
-            opt.zero_grad(set_to_none=True)
-            net.loss(x, y).sum().backward()
-            opt.step()
-
         step()
         ensemble = _best(step, steps)
         kernels = _kernel_time(models[0], size, batch, config, steps)
         working = _working_set_time(models[0], size, batch, config, steps)
     finally:
         torch.set_num_threads(before)
-    out = {"runs": size, "batch": batch, "threads": plan.threads, "engine": plan.engine,
+    out = {"runs": size, "batch": batch, "threads": threads, "engine": plan.engine,
            "ensemble_step_ms": round(ensemble * 1e3, 3)}  # fmt: skip
     if kernels is not None:
         out |= {"roofline_step_ms": round(kernels * 1e3, 3),

@@ -89,6 +89,7 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     # what initlab.lab re-exports (lab/results and trainer are still to reach the standard)
     "initlab.lab.data": ("load_dataset",),
     "initlab.lab.data.core": ("Dataset", "DatasetError"),
+    "initlab.lab.data.split": None,
     "initlab.lab.entries": ("Entry", "EntryError", "describe_entry", "resolve_entry"),
     "initlab.lab.experiment": None,
     "initlab.lab.interactive": None,

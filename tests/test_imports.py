@@ -148,3 +148,42 @@ def test_initlab_never_imports_transformers_itself() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+#: heavy libraries a comparison must not import before it trains (plots and reports import
+#: matplotlib and plotly after training; torch.optim imports torch._dynamo, which imports sympy)
+HEAVY = ("matplotlib", "sklearn", "scipy", "plotly", "pandas", "PIL", "transformers", "sympy",
+         "torch._dynamo", "torch._inductor")  # fmt: skip
+
+STARTUP = """
+import sys
+HEAVY = {heavy!r}
+def loaded():
+    return sorted(m for m in HEAVY if m in sys.modules)
+import initlab, initlab.lab, initlab.lab.trainer, initlab.cli.compare
+from initlab.lab import compare, load_dataset
+assert not loaded(), f"importing initlab.lab / the compare command loads {{loaded()}}"
+load_dataset("digits")
+assert not loaded(), f"loading digits loads {{loaded()}}"
+class FirstStep(Exception):
+    pass
+def progress(advance, total):
+    raise FirstStep(loaded())
+try:
+    compare("mlp:widths=8", "digits", ["xavier", "kaiming"], seeds=1, epochs=1, progress=progress)
+except FirstStep as e:
+    first = e.args[0]
+assert set(first) <= {{"torch._dynamo", "torch._inductor", "sympy"}}, f"before the step: {{first}}"
+print("ok", first)
+"""
+
+
+def test_start_up_imports_no_heavy_library() -> None:
+    """Importing the lab and the compare command, loading digits, and a comparison up to its
+    first training step import none of :data:`HEAVY` (but torch.optim's torch._dynamo, which
+    brings torch._inductor and sympy), checked by module presence in a fresh process."""
+    code = STARTUP.format(heavy=HEAVY)
+    env = {**__import__("os").environ, "PYTHONPATH": str(SRC)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("ok"), res.stdout

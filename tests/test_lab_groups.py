@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
 from initlab import build_model
-from initlab.lab import load_dataset
+from initlab.lab import groups, load_dataset
 from initlab.lab.entries import resolve_entries
-from initlab.lab.groups import fastest_threads, run_bytes, runs_per_group, thread_candidates
+from initlab.lab.groups import (
+    ThreadTrial,
+    fastest_threads,
+    quick_threads,
+    run_bytes,
+    runs_per_group,
+    thread_candidates,
+)
 from initlab.lab.trainer import Run, TrainConfig, build_run_model, plan_vectorised, train_runs
 
 
@@ -55,6 +63,60 @@ def test_fastest_threads_keeps_the_fastest_and_restores_the_setting() -> None:
     assert 1 in thread_candidates() and max(thread_candidates()) <= torch.get_num_threads()
 
 
+def test_quick_threads_guesses_among_the_candidates_and_restores_the_setting() -> None:
+    before = torch.get_num_threads()
+    assert quick_threads([1, 2]) in (1, 2) and quick_threads([2]) == 2
+    assert torch.get_num_threads() == before
+
+
+def test_thread_trial_runs_fastest_threads_schedule_on_the_callers_steps(monkeypatch) -> None:
+    """Round 1: a warm-up and 2 timed steps per candidate; round 2: 3 timed steps each; then
+    every later step at the fastest. A candidate 3x slower than the best is dropped at once.
+    Step times come from a fake clock: the step at n threads takes ``cost[n]`` seconds."""
+    now = [0.0]
+    monkeypatch.setattr(groups, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    before = torch.get_num_threads()
+
+    def run(cost: dict[int, float], steps: int) -> tuple[ThreadTrial, list[int]]:
+        trial, seen = ThreadTrial([1, 2]), []
+        for _ in range(steps):
+            trial.begin()
+            seen.append(torch.get_num_threads())
+            now[0] += cost[torch.get_num_threads()]
+            trial.end()
+        return trial, seen
+
+    try:
+        trial, seen = run({1: 0.004, 2: 0.002}, 16)
+        assert seen == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2]
+        assert trial.chosen == 2 and trial.steps == 12 and torch.get_num_threads() == 2
+        assert trial.best == pytest.approx({1: 0.004, 2: 0.002})
+        trial, seen = run({1: 0.002, 2: 0.05}, 9)  # 2 is 25x slower: dropped at its warm-up
+        assert seen == [1, 1, 1, 2, 1, 1, 1, 1, 1] and trial.chosen == 1 and trial.steps == 7
+        trial, seen = run({1: 0.002, 2: 0.002}, 13)  # a tie: the fewer threads
+        assert trial.chosen == 1 and seen[-1] == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="at least one candidate"):
+        ThreadTrial([])
+
+
+def test_training_picks_threads_on_its_first_steps_without_changing_results(data) -> None:
+    """The thread count trial runs on the real steps: the results equal those trained on a
+    fixed thread count (values do not depend on it here), and the setting is restored."""
+    runs = [Run(e, s) for e in resolve_entries(["kaiming", "xavier"]) for s in range(2)]
+    config = TrainConfig(epochs=2, batch_size=32)  # 20 steps: the trial ends in epoch 2
+    before = torch.get_num_threads()
+    free = train_runs(lambda: build_model("mlp:widths=32", (16,), 3), runs, data, config)
+    assert torch.get_num_threads() == before
+    torch.set_num_threads(1)
+    try:
+        fixed = train_runs(lambda: build_model("mlp:widths=32", (16,), 3), runs, data, config)
+    finally:
+        torch.set_num_threads(before)
+    assert [r.metrics for r in free] == [r.metrics for r in fixed]
+
+
 class _Normed(nn.Module):
     """LayerNorm has no stacked form: vmap trains it."""
 
@@ -83,7 +145,7 @@ def test_plan_picks_stacked_for_the_zoo_and_vmap_otherwise(data) -> None:
     for spec in ("mlp", "deep:depth=20,width=32", "resmlp:depth=2,width=16"):
         plan = plan_vectorised(_probe(lambda s=spec: build_model(s, (16,), 3)), 6, data, config)
         assert (plan.engine, plan.group_size, plan.problem) == ("stacked", 6, None), spec
-        assert plan.threads in thread_candidates()
+        assert plan.threads is None  # chosen on the first training steps
     plan = plan_vectorised(_probe(_Normed), 6, data, config, group_size=4, threads=1)
     assert (plan.engine, plan.group_size, plan.threads) == ("vmap", 4, 1)
 

@@ -55,6 +55,28 @@ def test_init_is_identical_bit_for_bit(data) -> None:
     assert not torch.equal(models[0].fc1.weight, models[2].fc1.weight)
 
 
+def test_init_does_not_depend_on_the_callers_thread_count(data) -> None:
+    """Builds run on one thread: torch's QR of a 128x128 matrix (the orthogonal entry) rounds
+    differently on two, so without that the values would depend on the machine's cores."""
+    runs = _runs(["orthogonal", "kaiming"], range(1))
+
+    def factory() -> nn.Module:
+        return build_model("mlp:widths=128-128", data.input_shape, data.num_classes)
+
+    before = torch.get_num_threads()
+    built = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            built[n] = [build_run_model(factory, r.entry, r.seed) for r in runs]
+            assert torch.get_num_threads() == n  # restored
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(built[1], built[2], strict=True):
+        for name, p in a.named_parameters():
+            assert torch.equal(p, b.get_parameter(name)), name
+
+
 @pytest.mark.parametrize(
     ("optimizer", "lr"), [("adam", 1e-3), ("sgd", 0.05)], ids=["adam", "sgd-momentum"]
 )

@@ -23,7 +23,7 @@ would couple the runs and are not offered. BatchNorm works in training mode: its
 statistics are stacked buffers that each run updates in its own slice. The batched matmuls sum
 in another order than the plain loop's: the two paths agree to ~1e-6 relative per step (the
 tests allow 1e-4 after three epochs). Runs train in groups (:func:`plan_vectorised`): as many as
-fit a memory budget, on the thread count that measured fastest.
+fit a memory budget, on the thread count that measured fastest on their first steps.
 
 **Fallback.** Before training, a probe runs the stacked forward and backward on one batch
 and compares run 0 with the plain module (eval-mode outputs, buffers after a training
@@ -52,8 +52,9 @@ from ..execute import initialize
 from .data import Dataset
 from .entries import LSUV_BATCH, Entry
 from .groups import (
-    fastest_threads,
+    ThreadTrial,
     memory_budget,
+    quick_threads,
     run_bytes,
     runs_per_group,
     thread_candidates,
@@ -160,20 +161,27 @@ def build_run_model(
     """The run's model: built under ``torch.manual_seed(seed)`` (RNG state restored after),
     initialised by the entry's policy with ``seed``, then (``entry.data_init == "lsuv"``)
     LSUV on the first ``LSUV_BATCH`` training examples of the run's data order, moved to
-    ``device``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = model_factory()
-    initialize(model, entry.policy, seed=seed)
-    model = model.to(device)
-    if entry.data_init == "lsuv":
-        if data is None:
-            raise ValueError(f"entry {entry.label!r} needs training data for LSUV")
-        first_epoch = next(_orders(seed, data.x_train.shape[0], data.x_train.device))
-        batch = data.x_train[first_epoch[:LSUV_BATCH]].to(device)
-        lsuv_(model, batch, orthonormal_preinit=False)
-    elif entry.data_init is not None:
+    ``device``.
+
+    All of it on one torch thread: the values then do not depend on the machine's cores
+    (torch's QR, which the orthogonal entry uses, rounds differently on two threads), and the
+    small kernels of a build do not wait for a second thread that another process holds (the
+    3 orthogonal runs of the default comparison took 3-12 s to build on two threads of a loaded
+    2-core machine, 0.07 s on one)."""
+    if entry.data_init not in (None, "lsuv"):
         raise ValueError(f"unknown data-dependent init {entry.data_init!r}")
+    if entry.data_init == "lsuv" and data is None:
+        raise ValueError(f"entry {entry.label!r} needs training data for LSUV")
+    with torch_threads(1):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = model_factory()
+        initialize(model, entry.policy, seed=seed)
+        model = model.to(device)
+        if data is not None and entry.data_init == "lsuv":
+            first_epoch = next(_orders(seed, data.x_train.shape[0], data.x_train.device))
+            batch = data.x_train[first_epoch[:LSUV_BATCH]].to(device)
+            lsuv_(model, batch, orthonormal_preinit=False)
     return model
 
 
@@ -315,14 +323,15 @@ class VectorPlan:
         engine: ``"stacked"`` (:class:`~initlab.lab.stacked.StackedNet`), ``"vmap"``, or
             ``"sequential"`` when neither reproduces the plain module (``problem`` says why).
         group_size: runs trained together.
-        threads: torch threads while training (measured fastest).
+        threads: torch threads while training; None: the fastest on the first training steps
+            (:class:`~initlab.lab.groups.ThreadTrial`).
         per_run_bytes: the memory one run needs in a group (:func:`~initlab.lab.groups.run_bytes`).
         problem: why the runs cannot train vectorised, or None.
     """
 
     engine: str
     group_size: int
-    threads: int
+    threads: int | None
     per_run_bytes: int
     problem: str | None = None
 
@@ -345,43 +354,27 @@ def plan_vectorised(
     ``probe`` (two built runs; they are not changed).
 
     Engine: stacked layers when every layer of the model has a stacked form, else vmap, each
-    checked against the plain module on one batch (:func:`vmap_problem`). Group size:
-    ``group_size``, or as many runs as fit :func:`~initlab.lab.groups.memory_budget`. Threads:
-    ``threads``, or the fastest of :func:`~initlab.lab.groups.thread_candidates` over a few
-    steps of a throw-away group (copies of ``probe``) on CPU.
+    checked against the plain module on one batch (:func:`vmap_problem`; one thread: its
+    kernels are tiny, and two threads fighting another process for the cores made it 1 s
+    instead of 0.05). Group size: ``group_size``, or as many runs as fit
+    :func:`~initlab.lab.groups.memory_budget`. Threads: ``threads``; else on CPU None, for
+    :func:`train_runs` to pick the fastest of :func:`~initlab.lab.groups.thread_candidates` on
+    the first training steps (:class:`~initlab.lab.groups.ThreadTrial`).
     """
-    per_run = run_bytes(probe[0], data.x_train[0], config.batch_size, config.eval_chunk)
+    with torch_threads(1):
+        per_run = run_bytes(probe[0], data.x_train[0], config.batch_size, config.eval_chunk)
+        engine, problem = "sequential", None
+        if stack_problem(probe[0]) is None and _problem(StackedNet, probe, data, config) is None:
+            engine = "stacked"
+        else:
+            problem = vmap_problem(probe, data, config)
+            engine = "vmap" if problem is None else "sequential"
     size = group_size or runs_per_group(runs, per_run, memory_budget())
     size = max(1, min(size, runs))
-    engine, problem = "sequential", None
-    if stack_problem(probe[0]) is None and _problem(StackedNet, probe, data, config) is None:
-        engine = "stacked"
-    else:
-        problem = vmap_problem(probe, data, config)
-        engine = "vmap" if problem is None else "sequential"
-    n = threads or torch.get_num_threads()
+    n: int | None = threads or torch.get_num_threads()
     if engine != "sequential" and threads is None and data.x_train.device.type == "cpu":
-        n = fastest_threads(_trial_step(engine, probe, size, data, config), thread_candidates())
+        n = None
     return VectorPlan(engine, size, n, per_run, problem)
-
-
-def _trial_step(
-    engine: str, probe: Sequence[nn.Module], size: int, data: Dataset, config: TrainConfig
-) -> Callable[[], None]:
-    """One training step of a throw-away group of ``size`` copies of ``probe``."""
-    make = StackedNet if engine == "stacked" else _Vmapped
-    net = make([copy.deepcopy(probe[i % len(probe)]) for i in range(size)]).train()
-    opt = make_optimizer(list(net.params.values()), config)
-    n = min(config.batch_size, data.n_train)
-    x = data.x_train[:n].unsqueeze(0).expand(size, n, *data.x_train.shape[1:])
-    y = data.y_train[:n].unsqueeze(0).expand(size, n)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        net.loss(x, y).sum().backward()
-        opt.step()
-
-    return step
 
 
 def _train_vectorised(
@@ -390,6 +383,7 @@ def _train_vectorised(
     data: Dataset,
     config: TrainConfig,
     tick: Callable[[int], None],
+    threads: ThreadTrial,
 ) -> list[dict[str, list[float]]]:
     device = data.x_train.device
     size = engine.size
@@ -412,10 +406,12 @@ def _train_vectorised(
                 xs, ys = data.x_train[perms[:, span]], data.y_train[perms[:, span]]
                 for sl in block:
                     local = slice(sl.start - span.start, sl.stop - span.start)
+                    threads.begin()
                     losses = engine.loss(xs[:, local], ys[:, local])
                     opt.zero_grad(set_to_none=True)
                     losses.sum().backward()
                     opt.step()
+                    threads.end()
                     total += losses.detach().double()
                     tick(size)
             history["train_loss"].append(total / len(batches))
@@ -546,12 +542,17 @@ def train_runs(
         plan = plan_vectorised(probe, len(runs), data, config, group_size=group_size)
         if plan.make is not None:
             size = plan.group_size
-            with torch_threads(plan.threads):
+            # the thread count: the plan's, or the fastest on the first steps (of the first
+            # group); before them (the evaluation at init, the trial's first steps) a quick guess
+            candidates = [plan.threads] if plan.threads else thread_candidates()
+            guess = quick_threads(candidates)
+            trial = ThreadTrial(sorted(candidates, key=lambda n: n != guess))
+            with torch_threads(guess):
                 for start in range(0, len(runs), size):
                     group = runs[start : start + size]
                     models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
                               for r in group]  # fmt: skip
-                    hist = _train_vectorised(plan.make(models), group, data, config, tick)
+                    hist = _train_vectorised(plan.make(models), group, data, config, tick, trial)
                     finish(group, hist, time.perf_counter() - t0, "vectorised")
                     t0 = time.perf_counter()
             return results

@@ -8,8 +8,10 @@ Specs (``name:key=value,...``, see :mod:`initlab.syntax`):
 ``digits`` (default)
     scikit-learn's bundled 8x8 digits (1,797 images, 10 classes). The train/validation split
     is stratified and **fixed**: ``train_test_split(..., stratify=y, random_state=split_seed)``
-    with ``split_seed=0`` unless the spec says otherwise; the ``seed`` argument never changes
-    it, so every run compares on the same split. Standardised per pixel with train mean/std;
+    with ``split_seed=0`` unless the spec says otherwise (the same indices, drawn by
+    :func:`~initlab.lab.data.split.stratified_split` from the CSV file scikit-learn ships,
+    without importing scikit-learn); the ``seed`` argument never changes it, so every run
+    compares on the same split. Standardised per pixel with train mean/std;
     pixels that are constant on the train split (std < 1e-6) are only centred (std taken as 1),
     so they stay 0 instead of exploding on validation. ``image=True`` gives ``[N, 1, 8, 8]``
     (the same numbers, reshaped), else ``[N, 64]``.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +22,31 @@ from .core import (
     _standardise_features,
     _to_float_tensor,
 )
+from .split import SplitError, stratified_split
 
 # --------------------------------------------------------------------------- digits
+
+
+def _digits_table() -> np.ndarray:
+    """scikit-learn's digits as its ``load_digits`` reads them: ``digits.csv.gz`` parsed by
+    ``np.loadtxt``, ``[1797, 65]`` float64 (64 pixels, then the label). The file is found
+    without importing scikit-learn (about a second: it imports SciPy); ``load_digits`` itself
+    only where the package keeps it elsewhere."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("digits: needs scikit-learn (pip install scikit-learn)")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    if path.is_file():
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return np.loadtxt(f, delimiter=",")
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:
+        raise DatasetError(
+            f"digits: needs scikit-learn (pip install scikit-learn); import failed: {e}"
+        ) from None
+    bunch = load_digits()
+    return np.column_stack([bunch.data, bunch.target]).astype(np.float64)
 
 
 def _digits(
@@ -28,19 +54,14 @@ def _digits(
 ) -> Dataset:
     o = _options("digits", opts, {"split_seed": 0})
     split_seed = _int_option("digits", "split_seed", o["split_seed"], 0)
+    table = _digits_table()
+    x = table[:, :-1]
+    y = table[:, -1].astype(np.int64)
     try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError as e:
-        raise DatasetError(
-            f"digits: needs scikit-learn (pip install scikit-learn); import failed: {e}"
-        ) from None
-    bunch = load_digits()
-    x = np.asarray(bunch.data, dtype=np.float64)
-    y = np.asarray(bunch.target, dtype=np.int64)
-    x_tr, x_va, y_tr, y_va = train_test_split(
-        x, y, test_size=val_fraction, stratify=y, random_state=split_seed
-    )
+        train, val = stratified_split(y, val_fraction, split_seed)
+    except SplitError as e:
+        raise DatasetError(f"digits: {e}") from None
+    x_tr, x_va, y_tr, y_va = x[train], x[val], y[train], y[val]
     x_tr, y_tr = _apply_limit(x_tr, y_tr, limit)
     x_tr, x_va, stats = _standardise_features(x_tr, x_va)
     shape = (-1, 1, 8, 8) if image else (-1, 64)
