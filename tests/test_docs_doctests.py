@@ -93,6 +93,7 @@ DOCUMENTED: dict[str, tuple[str, ...] | None] = {
     "initlab.lab.entries": ("Entry", "EntryError", "describe_entry", "resolve_entry"),
     "initlab.lab.experiment": None,
     "initlab.lab.interactive": None,
+    "initlab.lab.optim": None,
     "initlab.lab.palette": None,
     "initlab.lab.plots": None,
     "initlab.lab.report_pages": None,

@@ -9,21 +9,22 @@ adamw). Per epoch: training loss (mean of the epoch's batch losses), validation 
 accuracy; index 0 is at init (training loss over the whole training set, eval mode).
 
 **Vectorised path.** Every run's parameters and buffers are stacked along a new leading
-dimension R and one forward per step evaluates the R models on their own batches
-``x[R, B, ...]``, giving R losses: with batched layers (:class:`~initlab.lab.stacked.StackedNet`:
+dimension R and one forward per step evaluates the R models on their own batches ``x[R, B,
+...]``, giving R losses: with batched layers (:class:`~initlab.lab.stacked.StackedNet`:
 ``baddbmm`` for Linear, grouped convolutions, ...) when every layer of the model has a stacked
 form, else with ``torch.func.vmap(functional_call)``. The losses' *sum* is backpropagated:
 d(sum)/d(loss_r) = 1, so the gradient in run r's slice is exactly run r's own gradient, and a
-NaN or inf in one run stays in that run's slice. The ordinary ``torch.optim`` optimizer then
-steps on the stacked leaf tensors. That is exact because SGD (momentum, dampening, Nesterov,
-L2 weight decay) and Adam/AdamW update every element from its own gradient, its own state and
-scalar hyper-parameters; the step count is shared but equal for all runs. Optimizers that look
-across the elements of a tensor (LARS/LAMB trust ratios, Adafactor, Muon, ``clip_grad_norm_``)
-would couple the runs and are not offered. BatchNorm works in training mode: its running
-statistics are stacked buffers that each run updates in its own slice. The batched matmuls sum
-in another order than the plain loop's: the two paths agree to ~1e-6 relative per step (the
-tests allow 1e-4 after three epochs). Runs train in groups (:func:`plan_vectorised`): as many as
-fit a memory budget, on the thread count that measured fastest on their first steps.
+NaN or inf in one run stays in that run's slice. The optimizer (torch's fused kernels,
+:mod:`initlab.lab.optim`) then steps on the stacked leaf tensors. That is exact because SGD
+(momentum, L2 weight decay) and Adam/AdamW update every element from its own gradient, its own
+state and scalar hyper-parameters; the step count is shared but equal for all runs. Optimizers
+that look across the elements of a tensor (LARS/LAMB trust ratios, Adafactor, Muon,
+``clip_grad_norm_``) would couple the runs and are not offered. BatchNorm works in training
+mode: its running statistics are stacked buffers that each run updates in its own slice. The
+batched matmuls sum in another order than the plain loop's: the two paths agree to ~1e-6
+relative per step (the tests allow 1e-4 after three epochs). Runs train in groups
+(:func:`plan_vectorised`): as many as fit a memory budget, on the thread count that measured
+fastest on their first steps.
 
 **Fallback.** Before training, a probe runs the stacked forward and backward on one batch
 and compares run 0 with the plain module (eval-mode outputs, buffers after a training
@@ -60,6 +61,7 @@ from .groups import (
     thread_candidates,
     torch_threads,
 )
+from .optim import FusedOptimizer, fused_available
 from .results import RunResult, make_run_id
 from .stacked import StackedNet, stack_problem
 
@@ -134,20 +136,23 @@ class Run:
     run_id: str = ""
 
 
-def make_optimizer(params: Sequence[Tensor], config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer of ``config`` over ``params`` (element-wise, hence exact when stacked)."""
+def make_optimizer(
+    params: Sequence[Tensor], config: TrainConfig
+) -> FusedOptimizer | torch.optim.Optimizer:
+    """The optimizer of ``config`` over ``params`` (element-wise, hence exact when stacked):
+    torch's fused kernels through :class:`~initlab.lab.optim.FusedOptimizer` (the numbers of
+    torch.optim's ``fused=True``, without its first-step import of ``torch._dynamo``), else
+    (float64) torch.optim's own loop."""
     params = [p for p in params if p.requires_grad]
+    if fused_available(params):  # one element-wise kernel per step (on both paths)
+        momentum = config.momentum if config.optimizer == "sgd" else 0.0
+        return FusedOptimizer(params, config.optimizer, config.lr, momentum, config.weight_decay)
     kwargs: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.optimizer == "sgd":
         cls: type[torch.optim.Optimizer] = torch.optim.SGD
         kwargs["momentum"] = config.momentum
     else:
         cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    if params and all(p.is_floating_point() and p.dtype != torch.float64 for p in params):
-        try:  # one element-wise kernel per tensor (on both paths): several times faster
-            return cls(params, fused=True, **kwargs)
-        except (RuntimeError, ValueError, TypeError):
-            pass
     return cls(params, **kwargs)
 
 
