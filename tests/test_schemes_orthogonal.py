@@ -239,3 +239,27 @@ def test_config_round_trip(s):
     assert Scheme.from_config(json.loads(text)) == s
     assert type(s).from_config(cfg) == s
     assert cfg["name"] == s.name
+
+
+def test_keyed_orthogonal_does_not_depend_on_the_thread_count() -> None:
+    """LAPACK's QR rounds differently on one and two threads (checked first, so this test
+    cannot pass for want of a difference); keyed values must not."""
+    import initlab
+
+    a = torch.randn(128, 128, generator=torch.Generator().manual_seed(0))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        q1 = torch.linalg.qr(a)[0]
+        w1 = torch.nn.Linear(128, 128, bias=False)
+        initlab.initialize(w1, "orthogonal", seed=3)
+        torch.set_num_threads(2)
+        q2 = torch.linalg.qr(a)[0]
+        w2 = torch.nn.Linear(128, 128, bias=False)
+        initlab.initialize(w2, "orthogonal", seed=3)
+        assert torch.get_num_threads() == 2  # restored after the fill
+    finally:
+        torch.set_num_threads(before)
+    if torch.equal(q1, q2):
+        pytest.skip("this machine's QR gives the same bits on one and two threads")
+    assert torch.equal(w1.weight, w2.weight)

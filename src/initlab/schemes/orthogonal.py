@@ -9,9 +9,11 @@ Both draw their matrices the way ``torch.nn.init.orthogonal_`` does::
     W = gain · Q
 
 so for float32/float64 tensors and a ``torch.Generator`` (or torch's global generator) the
-values are bit-identical to torch's. QR has no float16/bfloat16 kernel on CPU: for those
-dtypes (and any other floating dtype) the matrix is drawn and factorised in float32 and the
-float32 result is cast, so the values equal the float32 scheme's output cast to the dtype.
+values are bit-identical to torch's. With keyed streams the QR runs on one intra-op thread, so
+the values do not depend on the thread count (LAPACK's QR rounds differently on several). QR
+has no float16/bfloat16 kernel on CPU: for those dtypes (and any other floating dtype) the
+matrix is drawn and factorised in float32 and the float32 result is cast, so the values equal
+the float32 scheme's output cast to the dtype.
 
 A zero on the diagonal of R (probability zero for a Gaussian draw) has sign 0 and zeroes
 the corresponding column of Q; torch does the same, and initlab keeps that behaviour for
@@ -40,7 +42,7 @@ def _torch_orthogonal_(tensor: Tensor, gain: float, rng: RandomSource) -> None:
     rng.normal_(flattened, 0.0, 1.0)
     if rows < cols:
         flattened.t_()
-    q, r = torch.linalg.qr(flattened)
+    q, r = _qr_one_thread(flattened) if rng.addressable else torch.linalg.qr(flattened)
     d = torch.diag(r, 0)
     ph = d.sign()
     q *= ph
@@ -48,6 +50,18 @@ def _torch_orthogonal_(tensor: Tensor, gain: float, rng: RandomSource) -> None:
         q.t_()
     tensor.view_as(q).copy_(q)
     tensor.mul_(gain)
+
+
+def _qr_one_thread(a: Tensor) -> tuple[Tensor, Tensor]:
+    """QR on one intra-op thread: LAPACK's blocked QR rounds differently on one thread and on
+    several (up to ~1e-6 at 128 x 128, tested), and keyed values must not depend on the
+    machine's cores. A torch.Generator source keeps torch's own threading, for parity."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.qr(a)
+    finally:
+        torch.set_num_threads(before)
 
 
 def orthogonal_fill_(t: Tensor, gain: float, rng: RandomSource) -> None:
