@@ -168,11 +168,12 @@ def build_run_model(
     LSUV on the first ``LSUV_BATCH`` training examples of the run's data order, moved to
     ``device``.
 
-    All of it on one torch thread: the values then do not depend on the machine's cores
-    (torch's QR, which the orthogonal entry uses, rounds differently on two threads), and the
-    small kernels of a build do not wait for a second thread that another process holds (the
-    3 orthogonal runs of the default comparison took 3-12 s to build on two threads of a loaded
-    2-core machine, 0.07 s on one)."""
+    All of it on one torch thread: the small kernels of a build do not wait for a second
+    thread that another process holds (the 3 orthogonal runs of the default comparison took
+    3-12 s to build on two threads of a loaded 2-core machine, 0.07 s on one), and what the
+    keyed schemes do not pin themselves (LSUV's statistics, a user factory's own ops) does not
+    depend on the machine's cores either (keyed orthogonal fills factorise on one thread in
+    the scheme itself)."""
     if entry.data_init not in (None, "lsuv"):
         raise ValueError(f"unknown data-dependent init {entry.data_init!r}")
     if entry.data_init == "lsuv" and data is None:
@@ -552,11 +553,15 @@ def train_runs(
             candidates = [plan.threads] if plan.threads else thread_candidates()
             guess = quick_threads(candidates)
             trial = ThreadTrial(sorted(candidates, key=lambda n: n != guess))
+            built = dict(enumerate(probe))  # runs 0 and 1, built for the plan and unchanged
             with torch_threads(guess):
                 for start in range(0, len(runs), size):
                     group = runs[start : start + size]
-                    models = [build_run_model(model_factory, r.entry, r.seed, config.device, data)
-                              for r in group]  # fmt: skip
+                    models = [
+                        m if (m := built.pop(start + i, None)) is not None
+                        else build_run_model(model_factory, r.entry, r.seed, config.device, data)
+                        for i, r in enumerate(group)
+                    ]  # fmt: skip
                     hist = _train_vectorised(plan.make(models), group, data, config, tick, trial)
                     finish(group, hist, time.perf_counter() - t0, "vectorised")
                     t0 = time.perf_counter()
