@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_materialize.py --verify --out benchmarks/results/materialize.json
 	$(PY) benchmarks/bench_materialize.py --model hf-gpt2,hf-llama --verify \
 		--out benchmarks/results/materialize_hf.json
+	$(PY) benchmarks/bench_first_touch.py --out benchmarks/results/first_touch.json
 	$(PY) benchmarks/bench_sharded.py --out benchmarks/results/sharded.json
 
 clean:
