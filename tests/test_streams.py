@@ -21,6 +21,8 @@ from initlab.streams import (
     get_num_threads,
     set_num_threads,
 )
+from initlab.streams.bits import Keystream, read_words
+from initlab.streams.kernels import Normal, Scratch, TruncNormal, Uniform
 
 FILLS = {
     "uniform": lambda s, t: s.uniform_(t, -1.5, 2.5),
@@ -143,6 +145,36 @@ def test_float32_normal_is_box_muller_in_numpy_float32_bit_for_bit():
     x = np.concatenate([np.cos(th) * r, np.sin(th) * r]) + np.float32(0.5)
     assert x.dtype == np.float32
     assert torch.equal(t, torch.from_numpy(x[:n]))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda f64: Normal(0.25, 2.0, f64),  # std² folded into the log's factor
+        lambda f64: Normal(-1.0, 1e-30, f64),  # std² below the dtype's normals: not folded
+        lambda f64: Uniform(-1.5, 2.5, f64),
+        lambda f64: TruncNormal(-2.0, 2.0, (-2.0, 2.0), f64),
+    ],
+    ids=["normal", "normal_tiny_std", "uniform", "trunc"],
+)
+@pytest.mark.parametrize("f64", [False, True], ids=["float32", "float64"])
+def test_kernel_on_several_chunks_equals_chunk_by_chunk(make, f64):
+    """One call over k whole chunks (fewer GIL hand-offs between fill threads) writes the
+    bits k one-chunk calls write, and its sums add up to theirs within the rounding of
+    float sums (3 chunks of 256)."""
+    kern, c, k = make(f64), 256, 3
+    ks = Keystream(derive_key(0, "k"))
+    words = read_words(ks, 0, bytearray(k * c * 8 + 16), k * c, kern.word).copy()
+    one, sums_one = np.empty(k * c, kern.dtype), []
+    for i in range(k):
+        kern(words[i * c : (i + 1) * c].copy(), one[i * c : (i + 1) * c], Scratch(), sums_one)
+    batched, sums_batched = np.empty(k * c, kern.dtype), []
+    kern(words.copy(), batched, Scratch(), sums_batched, chunk=c)
+    assert np.array_equal(one.view(np.uint8), batched.view(np.uint8))
+    tol = k * c * 16 * float(np.finfo(kern.dtype).eps)  # sums of k·c values of size <= 4
+    for j in range(2):
+        want = math.fsum(x[j] for x in sums_one)
+        assert math.fsum(x[j] for x in sums_batched) == pytest.approx(want, rel=1e-5, abs=tol)
 
 
 def test_chunk_size_rule():

@@ -18,6 +18,7 @@ __all__ = ["CH", "chunk_size", "generate"]
 CH = 1 << 17  #: the largest chunk (elements); part of the stream's definition with chunk_size
 _MIN_CH = 64  #: the smallest chunk
 _INLINE_ELEMS = 1 << 11  # fills of at most this many chunk elements run in the calling thread
+_BATCH_ELEMS = 1 << 19  # whole chunks are computed up to this many elements per kernel call
 
 
 def chunk_size(numel: int) -> int:
@@ -60,8 +61,8 @@ def generate(
             range ``start .. start + out.size - 1``, as cheap per element as a whole fill.
         start: the first flat index when ``flat`` is None.
         chunk: the tensor's chunk size (:func:`chunk_size` of its numel).
-        moments: gets, per chunk, the sums of ``x - kern.center`` and of its square over the
-            values written (while they are in cache).
+        moments: gets, per kernel call (one or more chunks), the sums of ``x - kern.center``
+            and of its square over the values written (while they are in cache).
 
     Example:
         >>> from initlab.streams.kernels import Uniform
@@ -84,17 +85,31 @@ def generate(
         chunks = cid[first]
         pos = np.append(np.flatnonzero(first), n)
     word = kern.word
+    per_call = max(1, _BATCH_ELEMS // chunk)  # whole chunks computed by one kernel call
 
     def work(i0: int, i1: int) -> None:
         ks = Keystream(draw_key)
-        raw = bytearray(chunk * word.itemsize + 16)
+        raw = bytearray(min(i1 - i0, per_call) * chunk * word.itemsize + 16)
         tmp = Scratch()
-        for i in range(i0, i1):
+        i = i0
+        while i < i1:
             c, p0, p1 = int(chunks[i]), int(pos[i]), int(pos[i + 1])
-            words = read_words(ks, c * chunk, raw, chunk, word)
-            if p1 - p0 == chunk:  # the whole chunk is wanted: compute it in place
-                kern(words, out[p0:p1], tmp, moments)
+            if p1 - p0 == chunk:  # whole chunks are wanted: compute them in place, together
+                k = 1
+                while (
+                    k < per_call
+                    and i + k < i1
+                    and int(chunks[i + k]) == c + k
+                    and int(pos[i + k + 1]) - int(pos[i + k]) == chunk
+                    and int(pos[i + k]) == p0 + k * chunk
+                ):
+                    k += 1
+                words = read_words(ks, c * chunk, raw, k * chunk, word)
+                kern(words, out[p0 : p0 + k * chunk], tmp, moments, chunk)
+                i += k
                 continue
+            words = read_words(ks, c * chunk, raw, chunk, word)
+            i += 1
             buf = tmp.get_array("chunk", chunk, kern.dtype)
             kern(words, buf, tmp)
             if flat is None:

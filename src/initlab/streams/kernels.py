@@ -77,10 +77,17 @@ class Kernel:
             np.copyto(dst, words.view(np.int32), casting="unsafe")  # exact: < 2**24
 
     def __call__(
-        self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
+        self,
+        words: np.ndarray,
+        dst: np.ndarray,
+        tmp: Scratch,
+        sums: Sums | None = None,
+        chunk: int | None = None,
     ) -> None:
-        """Fill ``dst`` from ``words``; with ``sums``, append the sums of ``dst - center``
-        and of its square (see :func:`sums_of`)."""
+        """Fill ``dst`` from ``words``: one chunk, or several whole chunks of ``chunk``
+        elements in one call (the same values as chunk by chunk: fewer, longer numpy calls,
+        so fill threads hand the GIL to each other less often). With ``sums``, append the
+        sums of ``dst - center`` and of its square (see :func:`sums_of`)."""
         raise NotImplementedError
 
 
@@ -114,7 +121,12 @@ class Uniform(Kernel):
         self.center = 0.5 * (low + high)
 
     def __call__(
-        self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
+        self,
+        words: np.ndarray,
+        dst: np.ndarray,
+        tmp: Scratch,
+        sums: Sums | None = None,
+        chunk: int | None = None,
     ) -> None:
         self.ints(words, dst)
         np.multiply(dst, self.scale, out=dst)
@@ -164,13 +176,20 @@ class Normal(Kernel):
         self.r_scale = ft(-2.0 * self.var) if self.fold else ft(-2.0)
 
     def __call__(
-        self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
+        self,
+        words: np.ndarray,
+        dst: np.ndarray,
+        tmp: Scratch,
+        sums: Sums | None = None,
+        chunk: int | None = None,
     ) -> None:
         ft, n = self.dtype, dst.size
-        h = n // 2
-        u = tmp.get_array("work", n, ft)
-        r, th = u[:h], u[h:]
-        self.ints(words, u)
+        k = 1 if chunk is None else n // chunk  # whole chunks: each pairs its own halves
+        h = n // k // 2
+        u = tmp.get_array("work", n, ft).reshape(k, 2, h)
+        r, th = u[:, 0], u[:, 1]
+        out = dst.reshape(k, 2, h)
+        self.ints(words, u.reshape(-1))
         np.multiply(r, self.unit, out=r)
         np.add(r, self.unit, out=r)  # u1 = (k + 1)·2⁻ᵇ in (0, 1], exact
         np.log(r, out=r)
@@ -183,12 +202,12 @@ class Normal(Kernel):
         np.multiply(th, self.angle, out=th)  # θ = k·(2π·2⁻ᵇ), rounded once
         if self.f64:  # numpy's float64 sin/cos are scalar libm calls: torch's are vectorised
             tth = _tview(th)
-            torch.cos(tth, out=_tview(dst[:h]))
-            torch.sin(tth, out=_tview(dst[h:]))
+            torch.cos(tth, out=_tview(out[:, 0]))
+            torch.sin(tth, out=_tview(out[:, 1]))
         else:  # numpy's SIMD float32 kernels: ~2.5x torch's here (AVX-512)
-            np.cos(th, out=dst[:h])
-            np.sin(th, out=dst[h:])
-        np.multiply(dst.reshape(2, h), r, out=dst.reshape(2, h))  # r cos θ | r sin θ
+            np.cos(th, out=out[:, 0])
+            np.sin(th, out=out[:, 1])
+        np.multiply(out, r[:, None], out=out)  # r cos θ | r sin θ
         if sums is not None:  # torch's sum: vectorised cascade, ~2x numpy's pairwise here
             sums.append((float(torch.sum(_tview(dst))), sq))
         if self.mean != 0:
@@ -236,7 +255,12 @@ class TruncNormal(Kernel):
         self.center = min(max(0.0, a), b)  # a point of [a, b]: the sums are taken about it
 
     def __call__(
-        self, words: np.ndarray, dst: np.ndarray, tmp: Scratch, sums: Sums | None = None
+        self,
+        words: np.ndarray,
+        dst: np.ndarray,
+        tmp: Scratch,
+        sums: Sums | None = None,
+        chunk: int | None = None,
     ) -> None:
         n = dst.size
         x = tmp.get_array("t", n, np.float64)
