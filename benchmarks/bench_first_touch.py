@@ -50,15 +50,17 @@ def shapes(mib: float) -> list[tuple[int, ...]]:
     return [(vocab, 1024)] * 2 + layers
 
 
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded once, outside the timed writes
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+
 def _madvise(t: torch.Tensor, advice: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     p, n = t.data_ptr(), t.numel() * t.element_size()
     if advice == MADV_HUGEPAGE:  # the whole 2 MiB pages inside the tensor
         a, e = -(-p // _HUGE) * _HUGE, (p + n) // _HUGE * _HUGE
     else:  # every 4 KiB page the tensor touches
         a, e = p // _PAGE * _PAGE, -(-(p + n) // _PAGE) * _PAGE
-    if e > a and libc.madvise(a, e - a, advice) != 0:
+    if e > a and _libc.madvise(a, e - a, advice) != 0:
         raise OSError(ctypes.get_errno(), f"madvise({advice}) refused")
 
 

@@ -96,12 +96,11 @@ def generate(
             c, p0, p1 = int(chunks[i]), int(pos[i]), int(pos[i + 1])
             if p1 - p0 == chunk:  # whole chunks are wanted: compute them in place, together
                 k = 1
-                while (
+                while (  # the next chunk follows this one and is wanted whole too
                     k < per_call
                     and i + k < i1
                     and int(chunks[i + k]) == c + k
                     and int(pos[i + k + 1]) - int(pos[i + k]) == chunk
-                    and int(pos[i + k]) == p0 + k * chunk
                 ):
                     k += 1
                 words = read_words(ks, c * chunk, raw, k * chunk, word)

@@ -12,7 +12,7 @@ __all__ = ["Kernel", "Normal", "Scratch", "Sums", "TruncNormal", "Uniform", "sum
 
 _NDTRI_BLOCK = 1 << 14  # below torch's parallel grain size (32768): ndtri runs inline
 TAIL_LIMIT = 37.0  # Φ(-37) ~ 6e-300: beyond this the float64 inversion underflows
-Sums = list[tuple[float, float]]  # per chunk: sum of x - center, sum of its square
+Sums = list[tuple[float, float]]  # per kernel call: sum of x - center, of its square
 
 
 class Scratch(dict):

@@ -213,14 +213,14 @@ class KeyedStream:
         return t
 
     def achieved_std(self, t: Tensor) -> float | None:
-        """The sample std of ``t`` from sums the last fill took while it wrote (chunk by
-        chunk, in cache), or None unless that fill had ``measure`` set, wrote all of ``t``
+        """The sample std of ``t`` from sums the last fill took while it wrote (kernel call by
+        kernel call, in cache), or None unless that fill had ``measure`` set, wrote all of ``t``
         in place, and nothing has written to ``t`` since: ``t``'s version counter has not
         moved (torch in-place ops) and no stream has filled anything after it.
 
         The sums are about the law's centre (a normal's mean...), in the tensor's precision
-        within a chunk and in float64 across chunks: ~1e-7 (relative) from a float64 std of
-        the same values (tested to 1e-6).
+        within a kernel call (up to 4 chunks) and in float64 across calls: ~1e-7 (relative)
+        from a float64 std of the same values (tested to 1e-6).
         """
         m = self._moments
         version = _version(t)
